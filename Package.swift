@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "drawdown",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "drawdown", targets: ["drawdown"]),
+        .library(name: "DrawdownCore", targets: ["DrawdownCore"]),
+        .library(name: "DrawdownKafka", targets: ["DrawdownKafka"]),
+        .library(name: "DrawdownLedger", targets: ["DrawdownLedger"]),
+        .library(name: "DrawdownService", targets: ["DrawdownService"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian, through pkg-config.
+        .systemLibrary(
+            name: "CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+
+        // Pure, deterministic: money, messages, rating, the drawdown engine.
+        .target(name: "DrawdownCore", swiftSettings: strict),
+        // The only code that touches librdkafka.
+        .target(
+            name: "DrawdownKafka",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Batch encoding, the durable ledger store, snapshots, recovery.
+        .target(name: "DrawdownLedger", dependencies: ["DrawdownCore", "CZstd"], swiftSettings: strict),
+        // consume -> shard -> apply -> commit -> publish.
+        .target(
+            name: "DrawdownService",
+            dependencies: [
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "drawdown",
+            dependencies: [
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        // Shared by the test targets: locating the built binary, running subprocesses.
+        .target(name: "DrawdownTestSupport", path: "Tests/DrawdownTestSupport", swiftSettings: strict),
+        .testTarget(name: "DrawdownCoreTests", dependencies: ["DrawdownCore", "DrawdownTestSupport"], swiftSettings: strict),
+        .testTarget(name: "DrawdownKafkaTests", dependencies: ["DrawdownKafka", "DrawdownTestSupport", "CRdKafka"], swiftSettings: strict),
+        .testTarget(name: "DrawdownLedgerTests", dependencies: ["DrawdownLedger", "DrawdownTestSupport"], swiftSettings: strict),
+        .testTarget(name: "DrawdownServiceTests", dependencies: ["DrawdownService", "DrawdownTestSupport"], swiftSettings: strict),
+        // End-to-end tests that run the built `drawdown` binary.
+        .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownTestSupport"], swiftSettings: strict),
+    ]
+)

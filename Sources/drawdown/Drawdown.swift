@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Drawdown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drawdown",
+        abstract: "Credit-metering stream processor: exact, deduplicated drawdown of usage against credit grants.",
+        subcommands: [ProcessCommand.self, DevBrokerCommand.self]
+    )
+}
