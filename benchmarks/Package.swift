@@ -1,0 +1,35 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks live in their own package so the main build never pays for them.
+// Run with `make bench` (or `swift package benchmark` here).
+let package = Package(
+    name: "drawdown-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "drawdown", path: "../"),
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.29.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // Our consumer vs a drain written directly against librdkafka's C API, same run.
+        .executableTarget(
+            name: "KafkaConsume",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "DrawdownKafka", package: "drawdown"),
+            ],
+            path: "Benchmarks/KafkaConsume",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        // Parse-only, apply-only and parse+apply vs a loop that only splits lines.
+        .executableTarget(
+            name: "Engine",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "DrawdownCore", package: "drawdown"),
+            ],
+            path: "Benchmarks/Engine",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+    ]
+)
