@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // C libraries from Debian, through pkg-config.
@@ -37,7 +38,10 @@ let package = Package(
             dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Batch encoding, the durable ledger store, snapshots, recovery.
-        .target(name: "DrawdownLedger", dependencies: ["DrawdownCore", "CZstd"], swiftSettings: strict),
+        .target(
+            name: "DrawdownLedger",
+            dependencies: ["DrawdownCore", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // consume -> shard -> apply -> commit -> publish.
         .target(
             name: "DrawdownService",
