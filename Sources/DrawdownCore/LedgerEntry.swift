@@ -1,0 +1,167 @@
+/// The kinds of ledger entry (SPEC §5).
+public enum EntryType: String, Sendable, CaseIterable {
+    case grant, draw, overage, expire, void, activate, adjust
+}
+
+/// One change, as the ledger records it (SPEC §5, §7).
+public struct LedgerEntry: Sendable, Equatable {
+    /// Per-partition sequence number, from 1.
+    public var seq: UInt64
+    public var type: EntryType
+    public var customer: String
+    public var currency: String
+    /// The grant involved; nil on `overage`.
+    public var grant: String?
+    /// Positive on `grant` and `overage`, negative on `draw`, `expire`, `void`, zero on `activate`.
+    public var amount: Credits
+    /// The id of the message that caused it; the grant's own id on `expire` and `activate`.
+    public var source: String
+    /// The message's event time; the grant's `expires_at` on `expire`, `effective_at` on `activate`.
+    public var timestamp: EventTime
+    /// The customer's available balance in `currency` after this entry.
+    public var balance: Credits
+
+    public init(
+        seq: UInt64, type: EntryType, customer: String, currency: String, grant: String?, amount: Credits,
+        source: String, timestamp: EventTime, balance: Credits
+    ) {
+        self.seq = seq
+        self.type = type
+        self.customer = customer
+        self.currency = currency
+        self.grant = grant
+        self.amount = amount
+        self.source = source
+        self.timestamp = timestamp
+        self.balance = balance
+    }
+
+    /// SPEC §7 shape: `{"seq": 17, "type": "draw", ...}`. `partition` is added when given.
+    public func appendJSON(to out: inout [UInt8], partition: Int32? = nil) {
+        out.append(contentsOf: #"{"seq":"#.utf8)
+        appendInteger(Int64(seq), to: &out)
+        out.append(contentsOf: #","type":""#.utf8)
+        out.append(contentsOf: type.rawValue.utf8)
+        out.append(contentsOf: #"","customer":"#.utf8)
+        JSONWriter.appendString(customer, to: &out)
+        out.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendString(currency, to: &out)
+        if let grant {
+            out.append(contentsOf: #","grant":"#.utf8)
+            JSONWriter.appendString(grant, to: &out)
+        }
+        out.append(contentsOf: #","amount":""#.utf8)
+        amount.appendDecimal(to: &out)
+        out.append(contentsOf: #"","source":"#.utf8)
+        JSONWriter.appendString(source, to: &out)
+        out.append(contentsOf: #","timestamp":""#.utf8)
+        timestamp.append(to: &out)
+        out.append(contentsOf: #"","balance":""#.utf8)
+        balance.appendDecimal(to: &out)
+        out.append(UInt8(ascii: "\""))
+        if let partition {
+            out.append(contentsOf: #","partition":"#.utf8)
+            appendInteger(Int64(partition), to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// Alerts (SPEC §6).
+public enum AlertKind: String, Sendable, CaseIterable {
+    case balanceLow = "balance_low"
+    case balanceExhausted = "balance_exhausted"
+    case grantExpired = "grant_expired"
+}
+
+public struct Alert: Sendable, Equatable {
+    public var kind: AlertKind
+    public var customer: String
+    public var currency: String
+    /// The available balance after the change that raised it.
+    public var available: Credits
+    /// The threshold level crossed (`balance_low`).
+    public var level: Credits?
+    /// The grant that expired (`grant_expired`) and the amount that went with it.
+    public var grant: String?
+    public var expired: Credits?
+    /// The message that caused it (the grant's id for an expiry).
+    public var source: String
+    public var timestamp: EventTime
+    /// The ledger sequence of the last entry it reflects.
+    public var seq: UInt64
+
+    public func appendJSON(to out: inout [UInt8], partition: Int32? = nil) {
+        out.append(contentsOf: #"{"type":""#.utf8)
+        out.append(contentsOf: kind.rawValue.utf8)
+        out.append(contentsOf: #"","customer":"#.utf8)
+        JSONWriter.appendString(customer, to: &out)
+        out.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendString(currency, to: &out)
+        out.append(contentsOf: #","available":""#.utf8)
+        available.appendDecimal(to: &out)
+        out.append(UInt8(ascii: "\""))
+        if let level {
+            out.append(contentsOf: #","level":""#.utf8)
+            level.appendDecimal(to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        if let grant {
+            out.append(contentsOf: #","grant":"#.utf8)
+            JSONWriter.appendString(grant, to: &out)
+        }
+        if let expired {
+            out.append(contentsOf: #","amount":""#.utf8)
+            expired.appendDecimal(to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(contentsOf: #","source":"#.utf8)
+        JSONWriter.appendString(source, to: &out)
+        out.append(contentsOf: #","timestamp":""#.utf8)
+        timestamp.append(to: &out)
+        out.append(contentsOf: #"","seq":"#.utf8)
+        appendInteger(Int64(seq), to: &out)
+        if let partition {
+            out.append(contentsOf: #","partition":"#.utf8)
+            appendInteger(Int64(partition), to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// Minimal JSON output helpers (no Foundation).
+public enum JSONWriter {
+    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Appends a JSON string literal; UTF-8 passes through, control characters are escaped.
+    public static func appendString(_ string: String, to out: inout [UInt8]) {
+        var copy = string
+        copy.withUTF8 { appendString(bytes: $0, to: &out) }
+    }
+
+    public static func appendString(bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 0xF)])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `"<decimal>"`.
+    public static func appendAmount(_ amount: Credits, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        amount.appendDecimal(to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,358 @@
+/// Turns one record's bytes into a validated, rated `Message`, or a `Rejection` with the
+/// reason of SPEC §4. Allocation-free for ordinary usage events (short ids live inline in
+/// `String`), and never uses Foundation.
+///
+/// Checks run in this order: size (`too_large`), UTF-8 and JSON grammar (`malformed`),
+/// `type`, the common fields, the Kafka key (`key_mismatch`), the type's own fields, then
+/// rating (`unknown_meter`).
+public struct MessageDecoder: Sendable {
+    public var priceBook: PriceBook?
+    private var scratch = JSONScratch()
+    private var spans: [JSONSpan]
+
+    static let absent = JSONSpan(start: -1, end: -1, kind: .null, escaped: false)
+
+    public init(priceBook: PriceBook?) {
+        self.priceBook = priceBook
+        self.spans = Array(repeating: MessageDecoder.absent, count: Field.allCases.count)
+    }
+
+    /// The top-level fields the contract knows; any other field is accepted and ignored
+    /// (but counts in the content hash).
+    enum Field: Int, CaseIterable {
+        case type, id, customer, timestamp, meter, quantity, cost, currency, properties
+        case amount, priority, category, effectiveAt, expiresAt, meters, grant, levels
+
+        var name: StaticString {
+            switch self {
+            case .type: "type"
+            case .id: "id"
+            case .customer: "customer"
+            case .timestamp: "timestamp"
+            case .meter: "meter"
+            case .quantity: "quantity"
+            case .cost: "cost"
+            case .currency: "currency"
+            case .properties: "properties"
+            case .amount: "amount"
+            case .priority: "priority"
+            case .category: "category"
+            case .effectiveAt: "effective_at"
+            case .expiresAt: "expires_at"
+            case .meters: "meters"
+            case .grant: "grant"
+            case .levels: "levels"
+            }
+        }
+
+        static func lookup(_ key: UnsafeBufferPointer<UInt8>) -> Field? {
+            guard key.count >= 2, key.count <= 12 else { return nil }
+            let candidates: [Field]
+            switch key[0] {
+            case UInt8(ascii: "t"): candidates = [.type, .timestamp]
+            case UInt8(ascii: "i"): candidates = [.id]
+            case UInt8(ascii: "c"): candidates = [.customer, .cost, .currency, .category]
+            case UInt8(ascii: "m"): candidates = [.meter, .meters]
+            case UInt8(ascii: "q"): candidates = [.quantity]
+            case UInt8(ascii: "p"): candidates = [.properties, .priority]
+            case UInt8(ascii: "a"): candidates = [.amount]
+            case UInt8(ascii: "e"): candidates = [.effectiveAt, .expiresAt]
+            case UInt8(ascii: "g"): candidates = [.grant]
+            case UInt8(ascii: "l"): candidates = [.levels]
+            default: return nil
+            }
+            for field in candidates where equal(key, field.name) { return field }
+            return nil
+        }
+    }
+
+    /// Decodes one record. `key` is the Kafka record key, when there is one.
+    public mutating func decode(
+        _ record: UnsafeBufferPointer<UInt8>, key: UnsafeBufferPointer<UInt8>? = nil
+    ) -> Result<Message, Rejection> {
+        guard record.count <= MessageLimits.recordBytesMax else {
+            return .failure(Rejection(.tooLarge, "record of \(record.count) bytes is over \(MessageLimits.recordBytesMax)"))
+        }
+        guard UTF8Validation.isValid(record) else { return .failure(Rejection(.malformed, "invalid UTF-8")) }
+        for i in spans.indices { spans[i] = MessageDecoder.absent }
+        var scanner = JSONScanner(bytes: record, scratch: &scratch)
+        let result: Result<Message, Rejection>
+        var found: [JSONSpan] = []
+        swap(&found, &spans)
+        do throws(JSONMalformed) {
+            let hash = try scanner.scanRecord { (keySpan, value, scanner) throws(JSONMalformed) in
+                let field = scanner.withDecoded(keySpan) { Field.lookup($0) }
+                if let field { found[field.rawValue] = value }
+            }
+            swap(&found, &spans)
+            result = interpret(&scanner, contentHash: hash, key: key)
+        } catch {
+            swap(&found, &spans)
+            result = .failure(Rejection(.malformed, "\(error.detail) at byte \(error.offset)"))
+        }
+        scanner.finish(into: &scratch)
+        return result
+    }
+
+    /// Convenience for tests and tools.
+    public mutating func decode(_ record: String, key: String? = nil) -> Result<Message, Rejection> {
+        var recordCopy = record
+        return recordCopy.withUTF8 { recordBytes in
+            guard var keyCopy = key else { return decode(recordBytes, key: nil) }
+            return keyCopy.withUTF8 { decode(recordBytes, key: $0) }
+        }
+    }
+
+    // MARK: Interpretation
+
+    private func span(_ field: Field) -> JSONSpan? {
+        let span = spans[field.rawValue]
+        return span.start < 0 || span.kind == .null ? nil : span
+    }
+
+    private func interpret(_ scanner: inout JSONScanner, contentHash: UInt64, key: UnsafeBufferPointer<UInt8>?)
+        -> Result<Message, Rejection>
+    {
+        do {
+            // type
+            var type = MessageType.usage
+            if let typeSpan = span(.type) {
+                guard typeSpan.kind == .string else { throw Rejection(.invalidField, "type must be a string") }
+                let name = scanner.decodedString(typeSpan)
+                guard let known = MessageType(rawValue: name) else { throw Rejection(.unknownType, "unknown type \"\(name)\"") }
+                type = known
+            }
+            // common fields
+            let id = try requiredName(.id, &scanner, limit: MessageLimits.idBytesMax)
+            let customer = try requiredName(.customer, &scanner, limit: MessageLimits.idBytesMax)
+            guard let timestampSpan = span(.timestamp) else { throw Rejection(.missingField, "timestamp is required") }
+            let timestamp = try eventTime(timestampSpan, .timestamp, &scanner)
+            if let key, !equal(key, customer) {
+                throw Rejection(.keyMismatch, "record key does not match customer")
+            }
+            let body: Message.Body
+            switch type {
+            case .usage: body = .usage(try usage(&scanner))
+            case .grant: body = .grant(try grant(&scanner, timestamp: timestamp))
+            case .void: body = .void(grant: try requiredName(.grant, &scanner, limit: MessageLimits.idBytesMax))
+            case .threshold: body = .threshold(try threshold(&scanner))
+            }
+            return .success(Message(id: id, customer: customer, timestamp: timestamp, contentHash: contentHash, body: body))
+        } catch let rejection as Rejection {
+            return .failure(rejection)
+        } catch {
+            return .failure(Rejection(.malformed, "\(error)"))
+        }
+    }
+
+    private func usage(_ scanner: inout JSONScanner) throws -> Usage {
+        let meter = try optionalName(.meter, &scanner)
+        let quantity = try optionalDecimal(.quantity, &scanner)
+        if let quantity, quantity.isNegative { throw Rejection(.invalidField, "quantity must not be negative") }
+        let givenCost = try optionalDecimal(.cost, &scanner)
+        if let givenCost, givenCost.isNegative { throw Rejection(.invalidField, "cost must not be negative") }
+        let givenCurrency = try optionalName(.currency, &scanner)
+        if let properties = span(.properties), properties.kind != .object {
+            throw Rejection(.invalidField, "properties must be an object")
+        }
+        let meterPrice = meter.flatMap { priceBook?.meters[$0] }
+        let currency = givenCurrency ?? meterPrice?.currency ?? "credits"
+        if let givenCost { return Usage(cost: givenCost, currency: currency, meter: meter) }
+        guard let meter else { throw Rejection(.missingField, "meter is required unless cost is given") }
+        guard let quantity else { throw Rejection(.missingField, "quantity is required unless cost is given") }
+        guard let meterPrice else {
+            throw Rejection(.unknownMeter, priceBook == nil ? "no price book: usage must carry cost" : "unknown meter \"\(meter)\"")
+        }
+        var unitPrice = meterPrice.unitPrice
+        if let by = meterPrice.by, let properties = span(.properties),
+            let choice = scanner.stringMember(of: properties, named: by), let price = meterPrice.prices[choice]
+        {
+            unitPrice = price
+        }
+        guard let cost = Credits.rated(quantity: quantity, unitPrice: unitPrice), cost.nanos < Credits.nanosLimit else {
+            throw Rejection(.invalidField, "cost of quantity × price is 10^18 or more")
+        }
+        return Usage(cost: cost, currency: currency, meter: meter)
+    }
+
+    private func grant(_ scanner: inout JSONScanner, timestamp: EventTime) throws -> GrantTerms {
+        guard let amount = try optionalDecimal(.amount, &scanner) else { throw Rejection(.missingField, "amount is required") }
+        guard amount.isPositive else { throw Rejection(.invalidField, "amount must be greater than 0") }
+        var terms = GrantTerms(amount: amount, effectiveAt: timestamp)
+        if let currency = try optionalName(.currency, &scanner) { terms.currency = currency }
+        if let prioritySpan = span(.priority) {
+            // An integer as written: `100.0` and `1e2` are not integers.
+            var priority = 0
+            var valid = prioritySpan.kind == .number
+            if valid {
+                for i in prioritySpan.start..<prioritySpan.end {
+                    let digit = scanner.bytes[i] &- UInt8(ascii: "0")
+                    guard digit < 10, priority <= MessageLimits.priorityMax else {
+                        valid = false
+                        break
+                    }
+                    priority = priority * 10 + Int(digit)
+                }
+            }
+            guard valid, priority <= MessageLimits.priorityMax else {
+                throw Rejection(.invalidField, "priority must be an integer from 0 to \(MessageLimits.priorityMax)")
+            }
+            terms.priority = priority
+        }
+        if let categorySpan = span(.category) {
+            guard categorySpan.kind == .string else { throw Rejection(.invalidField, "category must be a string") }
+            terms.category = scanner.decodedString(categorySpan)
+        }
+        if let effectiveSpan = span(.effectiveAt) { terms.effectiveAt = try eventTime(effectiveSpan, .effectiveAt, &scanner) }
+        if let expiresSpan = span(.expiresAt) {
+            let expiresAt = try eventTime(expiresSpan, .expiresAt, &scanner)
+            guard expiresAt > terms.effectiveAt else { throw Rejection(.invalidField, "expires_at must be after effective_at") }
+            terms.expiresAt = expiresAt
+        }
+        if let metersSpan = span(.meters) {
+            guard metersSpan.kind == .array else { throw Rejection(.invalidField, "meters must be an array of meter names") }
+            var names: [String] = []
+            for element in scanner.elements(of: metersSpan) {
+                guard element.kind == .string, names.count < MessageLimits.metersMax else {
+                    throw Rejection(.invalidField, "meters must be an array of at most \(MessageLimits.metersMax) meter names")
+                }
+                names.append(scanner.decodedString(element))
+            }
+            terms.meters = names
+        }
+        return terms
+    }
+
+    private func threshold(_ scanner: inout JSONScanner) throws -> ThresholdLevels {
+        let currency = try optionalName(.currency, &scanner) ?? "credits"
+        guard let levelsSpan = span(.levels) else { throw Rejection(.missingField, "levels is required") }
+        guard levelsSpan.kind == .array else { throw Rejection(.invalidField, "levels must be an array of decimals") }
+        var levels: [Credits] = []
+        for element in scanner.elements(of: levelsSpan) {
+            guard levels.count < MessageLimits.levelsMax else {
+                throw Rejection(.invalidField, "at most \(MessageLimits.levelsMax) levels")
+            }
+            levels.append(try decimal(element, .levels, &scanner))
+        }
+        return ThresholdLevels(currency: currency, levels: levels)
+    }
+
+    // MARK: Field readers
+
+    private func requiredName(_ field: Field, _ scanner: inout JSONScanner, limit: Int) throws -> String {
+        guard let name = try optionalName(field, &scanner, limit: limit) else {
+            throw Rejection(.missingField, "\(field.name) is required")
+        }
+        return name
+    }
+
+    /// A string of 1...limit bytes.
+    private func optionalName(_ field: Field, _ scanner: inout JSONScanner, limit: Int = MessageLimits.nameBytesMax) throws
+        -> String?
+    {
+        guard let span = span(field) else { return nil }
+        guard span.kind == .string else { throw Rejection(.invalidField, "\(field.name) must be a string") }
+        let length = scanner.decodedLength(span)
+        guard length >= 1, length <= limit else {
+            throw Rejection(.invalidField, "\(field.name) must be 1 to \(limit) bytes")
+        }
+        return scanner.decodedString(span)
+    }
+
+    private func optionalDecimal(_ field: Field, _ scanner: inout JSONScanner) throws -> Credits? {
+        guard let span = span(field) else { return nil }
+        return try decimal(span, field, &scanner)
+    }
+
+    private func decimal(_ span: JSONSpan, _ field: Field, _ scanner: inout JSONScanner) throws -> Credits {
+        let parsed: Result<Credits, DecimalError>
+        switch span.kind {
+        case .number:
+            parsed = DecimalParser.parse(UnsafeBufferPointer(rebasing: scanner.bytes[span.start..<span.end]))
+        case .string:
+            parsed = scanner.withDecoded(span) { DecimalParser.parse($0) }
+        default:
+            throw Rejection(.invalidField, "\(field.name) must be a decimal")
+        }
+        switch parsed {
+        case .success(let value): return value
+        case .failure(.precision): throw Rejection(.precision, "\(field.name) has more than 9 fractional digits")
+        case .failure(.outOfRange): throw Rejection(.invalidField, "\(field.name) is 10^18 or more")
+        case .failure(.syntax): throw Rejection(.invalidField, "\(field.name) is not a decimal")
+        }
+    }
+
+    private func eventTime(_ span: JSONSpan, _ field: Field, _ scanner: inout JSONScanner) throws -> EventTime {
+        guard span.kind == .string, let time = scanner.withDecoded(span, { EventTime.parse($0) }) else {
+            throw Rejection(.invalidField, "\(field.name) must be an RFC 3339 timestamp with offset")
+        }
+        return time
+    }
+}
+
+/// Byte equality of a buffer and a static string.
+@inline(__always)
+func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+    guard bytes.count == literal.utf8CodeUnitCount else { return false }
+    let p = literal.utf8Start
+    for i in 0..<bytes.count where bytes[i] != p[i] { return false }
+    return true
+}
+
+@inline(__always)
+func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ string: String) -> Bool {
+    var copy = string
+    return copy.withUTF8 { other in
+        other.count == bytes.count && (bytes.count == 0 || memcmpBytes(bytes, other))
+    }
+}
+
+@inline(__always)
+private func memcmpBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    for i in 0..<a.count where a[i] != b[i] { return false }
+    return true
+}
+
+// MARK: - Navigating validated values
+
+extension JSONScanner {
+    /// Spans of an array's elements (the array was validated by `scanRecord`).
+    mutating func elements(of array: JSONSpan) -> [JSONSpan] {
+        let saved = index
+        defer { index = saved }
+        index = array.start + 1
+        var result: [JSONSpan] = []
+        skipWhitespace()
+        if bytes[index] == UInt8(ascii: "]") { return result }
+        while let (span, _) = try? scanValue(depth: 2) {
+            result.append(span)
+            skipWhitespace()
+            if bytes[index] == UInt8(ascii: "]") { break }
+            index += 1
+            skipWhitespace()
+        }
+        return result
+    }
+
+    /// The value of a member of an object when it is a string.
+    mutating func stringMember(of object: JSONSpan, named name: String) -> String? {
+        let saved = index
+        defer { index = saved }
+        index = object.start + 1
+        skipWhitespace()
+        if bytes[index] == UInt8(ascii: "}") { return nil }
+        while let key = try? scanString() {
+            let matches = withDecoded(key) { equal($0, name) }
+            skipWhitespace()
+            index += 1  // :
+            skipWhitespace()
+            guard let (value, _) = try? scanValue(depth: 2) else { return nil }
+            if matches { return value.kind == .string ? decodedString(value) : nil }
+            skipWhitespace()
+            if bytes[index] == UInt8(ascii: "}") { return nil }
+            index += 1
+            skipWhitespace()
+        }
+        return nil
+    }
+}

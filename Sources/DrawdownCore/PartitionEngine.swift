@@ -1,0 +1,488 @@
+/// Engine settings (SPEC §3), in nanoseconds of event time.
+public struct EngineConfig: Sendable, Equatable {
+    public static let defaultDedupeWindow: Int64 = 24 * 3_600 * 1_000_000_000
+    public static let defaultExpiryGrace: Int64 = 3_600 * 1_000_000_000
+
+    public var dedupeWindow: Int64
+    public var expiryGrace: Int64
+
+    public init(dedupeWindow: Int64 = EngineConfig.defaultDedupeWindow, expiryGrace: Int64 = EngineConfig.defaultExpiryGrace) {
+        self.dedupeWindow = dedupeWindow
+        self.expiryGrace = expiryGrace
+    }
+}
+
+/// What happened to one message.
+public enum Outcome: Sendable, Equatable {
+    /// Applied; its entries (possibly none) were appended to `entries`.
+    case applied
+    /// Already applied with the same content: skipped.
+    case duplicate
+    /// Already applied with different content: skipped, and to be reported as `conflict`.
+    case conflict
+    case rejected(Rejection)
+}
+
+/// The drawdown state machine of one input partition (SPEC §3): pure, deterministic, no
+/// I/O and no clock. The same messages in the same order give the same entries, byte for
+/// byte. Apply messages with `apply(_:)`; read the resulting entries and alerts from
+/// `entries` and `alerts`, and clear them with `takeOutput()` between batches.
+public struct PartitionEngine: Sendable {
+    public let config: EngineConfig
+    /// The partition this state belongs to (carried into outputs).
+    public let partition: Int32
+
+    // Customers and grants, indexed by dense per-partition numbers.
+    var customers: [CustomerRecord] = []
+    var customerIndex: [String: Int32] = [:]
+    var grants: [GrantRecord] = []
+    var grantIndex: [GrantKey: Int32] = [:]
+    /// Grants that may expire, by (expires_at, apply order): the idle-customer sweep.
+    var expiryQueue = MinHeap()
+    var dedupe = DedupeTable()
+
+    /// Largest timestamp applied in this partition (nil before the first).
+    public private(set) var partitionWatermark: Int64 = Int64.min
+    /// Sequence number of the last entry written.
+    public private(set) var lastSeq: UInt64 = 0
+    public private(set) var applied: UInt64 = 0
+    public private(set) var duplicates: UInt64 = 0
+    public private(set) var rejected: UInt64 = 0
+
+    /// Output of the messages applied since the last `takeOutput()`.
+    public private(set) var entries: [LedgerEntry] = []
+    public private(set) var alerts: [Alert] = []
+
+    // Scratch, reused per message.
+    private var expiring: [Int32] = []
+    private var touched: [(customer: Int32, currency: Int32)] = []
+
+    public init(partition: Int32 = 0, config: EngineConfig = EngineConfig()) {
+        self.partition = partition
+        self.config = config
+        entries.reserveCapacity(1024)
+    }
+
+    /// Hands the accumulated entries and alerts to the caller and starts afresh.
+    public mutating func takeOutput() -> (entries: [LedgerEntry], alerts: [Alert]) {
+        defer {
+            entries.removeAll(keepingCapacity: true)
+            alerts.removeAll(keepingCapacity: true)
+        }
+        return (entries, alerts)
+    }
+
+    /// Drops accumulated output without copying it (for benchmarks and counting runs).
+    public mutating func discardOutput() {
+        entries.removeAll(keepingCapacity: true)
+        alerts.removeAll(keepingCapacity: true)
+    }
+
+    /// Counts a record the decoder rejected (it changes no state).
+    public mutating func countRejected() { rejected += 1 }
+
+    // MARK: - Apply
+
+    /// Applies one decoded message. Checks run in the order of SPEC §3: `too_late`,
+    /// duplicate (and `conflict`), then references (`unknown_grant`).
+    public mutating func apply(_ message: Message) -> Outcome {
+        let t = message.timestamp.nanos
+        let existingCustomer = customerIndex[message.customer]
+        let fingerprint = KeyFingerprint(customer: message.customer, id: message.id)
+
+        if let c = existingCustomer {
+            let watermark = customers[Int(c)].watermark
+            // too_late: older than the customer's watermark minus the window.
+            if watermark != Int64.min, t < watermark &- config.dedupeWindow {
+                rejected += 1
+                return .rejected(Rejection(.tooLate, "timestamp is more than the dedupe window behind the customer's watermark"))
+            }
+            // Duplicate: the key is remembered while its timestamp is inside the window.
+            if let remembered = dedupe.lookup(fingerprint), remembered.timestamp >= watermark &- config.dedupeWindow {
+                duplicates += 1
+                return remembered.contentHash == message.contentHash ? .duplicate : .conflict
+            }
+            // A grant id names its grant for good: a resend is a duplicate whatever its fields.
+            if case .grant = message.body, let g = grantIndex[GrantKey(customer: c, id: message.id)] {
+                duplicates += 1
+                return grants[Int(g)].contentHash == message.contentHash ? .duplicate : .conflict
+            }
+        }
+        // References.
+        var voidTarget: Int32?
+        if case .void(let grantID) = message.body {
+            guard let c = existingCustomer, let g = grantIndex[GrantKey(customer: c, id: grantID)] else {
+                rejected += 1
+                return .rejected(Rejection(.unknownGrant, "no grant \"\(grantID)\" for this customer"))
+            }
+            voidTarget = g
+        }
+
+        // Accepted: move the watermarks, write what became due, then apply.
+        let c = existingCustomer ?? addCustomer(message.customer)
+        touched.removeAll(keepingCapacity: true)
+        let newCustomerWatermark = max(customers[Int(c)].watermark, t)
+        let newPartitionWatermark = max(partitionWatermark, t)
+        expireDue(customer: c, customerWatermark: newCustomerWatermark, partitionWatermark: newPartitionWatermark)
+        customers[Int(c)].watermark = newCustomerWatermark
+        partitionWatermark = newPartitionWatermark
+        activateDue(customer: c)
+
+        switch message.body {
+        case .usage(let usage):
+            applyUsage(usage, customer: c, message: message)
+        case .grant(let terms):
+            applyGrant(terms, customer: c, message: message)
+        case .void:
+            applyVoid(voidTarget!, message: message)
+        case .threshold(let threshold):
+            let k = currencySlot(customer: c, currency: threshold.currency)
+            customers[Int(c)].currencies[Int(k)].setLevels(threshold.levels)
+        }
+
+        dedupe.remember(fingerprint, customer: Int(c), timestamp: t, contentHash: message.contentHash) {
+            [customers, window = config.dedupeWindow] customer, timestamp in
+            timestamp < customers[customer].watermark &- window
+        }
+        applied += 1
+        evaluateAlerts(message: message)
+        return .applied
+    }
+
+    private mutating func addCustomer(_ id: String) -> Int32 {
+        let index = Int32(customers.count)
+        customers.append(CustomerRecord(id: id))
+        customerIndex[id] = index
+        return index
+    }
+
+    private mutating func currencySlot(customer c: Int32, currency: String) -> Int32 {
+        if let k = customers[Int(c)].currencies.firstIndex(where: { $0.currency == currency }) { return Int32(k) }
+        customers[Int(c)].currencies.append(CurrencyRecord(currency: currency))
+        return Int32(customers[Int(c)].currencies.count - 1)
+    }
+
+    private mutating func touch(_ c: Int32, _ k: Int32) {
+        if !touched.contains(where: { $0.customer == c && $0.currency == k }) { touched.append((c, k)) }
+    }
+
+    @discardableResult
+    private mutating func write(
+        _ type: EntryType, customer c: Int32, currency k: Int32, grant: String?, amount: Credits, source: String,
+        timestamp: EventTime
+    ) -> UInt64 {
+        lastSeq += 1
+        let record = customers[Int(c)]
+        entries.append(
+            LedgerEntry(
+                seq: lastSeq, type: type, customer: record.id, currency: record.currencies[Int(k)].currency, grant: grant,
+                amount: amount, source: source, timestamp: timestamp, balance: record.currencies[Int(k)].available))
+        touch(c, k)
+        return lastSeq
+    }
+
+    // MARK: Expiry and activation
+
+    /// Expires, in (expires_at, apply order), every grant due at this point: the customer's
+    /// own grants with `expires_at` ≤ its new watermark, and any grant of the partition with
+    /// `expires_at` + grace ≤ the partition's new watermark (SPEC §3.2).
+    private mutating func expireDue(customer c: Int32, customerWatermark: Int64, partitionWatermark pw: Int64) {
+        expiring.removeAll(keepingCapacity: true)
+        if customers[Int(c)].nextExpiry <= customerWatermark {
+            for g in customers[Int(c)].live where grants[Int(g)].expiresAtNanos <= customerWatermark {
+                expiring.append(g)
+            }
+        }
+        while let top = expiryQueue.peek, top.expiresAt <= pw &- config.expiryGrace {
+            expiryQueue.pop()
+            if !grants[Int(top.grant)].isTerminal, !expiring.contains(top.grant) { expiring.append(top.grant) }
+        }
+        guard !expiring.isEmpty else { return }
+        if expiring.count > 1 {
+            expiring.sort { grants[Int($0)].expiresAtNanos < grants[Int($1)].expiresAtNanos || (grants[Int($0)].expiresAtNanos == grants[Int($1)].expiresAtNanos && $0 < $1) }
+        }
+        for g in expiring { expire(g) }
+    }
+
+    private mutating func expire(_ g: Int32) {
+        let grant = grants[Int(g)]
+        let c = grant.customer
+        let k = grant.currencySlot
+        let remaining = grant.remaining
+        if grant.status == .active { customers[Int(c)].currencies[Int(k)].available -= remaining }
+        grants[Int(g)].status = .expired
+        grants[Int(g)].remaining = .zero
+        customers[Int(c)].retire(g, grants: grants)
+        if remaining.isPositive {
+            let seq = write(
+                .expire, customer: c, currency: k, grant: grant.id, amount: -remaining, source: grant.id,
+                timestamp: grant.expiresAt!)
+            alerts.append(
+                Alert(
+                    kind: .grantExpired, customer: customers[Int(c)].id, currency: customers[Int(c)].currencies[Int(k)].currency,
+                    available: customers[Int(c)].currencies[Int(k)].available, level: nil, grant: grant.id, expired: remaining,
+                    source: grant.id, timestamp: grant.expiresAt!, seq: seq))
+        }
+    }
+
+    /// Activates the customer's pending grants whose `effective_at` ≤ its watermark.
+    private mutating func activateDue(customer c: Int32) {
+        let watermark = customers[Int(c)].watermark
+        guard customers[Int(c)].nextActivation <= watermark else { return }
+        var due = customers[Int(c)].pending.filter { grants[Int($0)].effectiveAt.nanos <= watermark }
+        due.sort { grants[Int($0)].effectiveAt.nanos < grants[Int($1)].effectiveAt.nanos || (grants[Int($0)].effectiveAt.nanos == grants[Int($1)].effectiveAt.nanos && $0 < $1) }
+        for g in due {
+            let grant = grants[Int(g)]
+            grants[Int(g)].status = .active
+            customers[Int(c)].currencies[Int(grant.currencySlot)].available += grant.remaining
+            write(
+                .activate, customer: c, currency: grant.currencySlot, grant: grant.id, amount: .zero, source: grant.id,
+                timestamp: grant.effectiveAt)
+        }
+        customers[Int(c)].pending.removeAll { grants[Int($0)].status != .pending }
+        customers[Int(c)].refreshNextActivation(grants: grants)
+    }
+
+    // MARK: Messages
+
+    private mutating func applyUsage(_ usage: Usage, customer c: Int32, message: Message) {
+        let k = currencySlot(customer: c, currency: usage.currency)
+        var left = usage.cost
+        guard left.isPositive else { return }
+        let t = message.timestamp.nanos
+        for g in customers[Int(c)].drawOrder {
+            let grant = grants[Int(g)]
+            guard grant.currencySlot == k, grant.status == .active, grant.remaining.isPositive,
+                grant.effectiveAt.nanos <= t, grant.pays(for: usage.meter)
+            else { continue }
+            let drawn = min(grant.remaining, left)
+            grants[Int(g)].remaining -= drawn
+            customers[Int(c)].currencies[Int(k)].available -= drawn
+            left -= drawn
+            write(.draw, customer: c, currency: k, grant: grant.id, amount: -drawn, source: message.id, timestamp: message.timestamp)
+            if left.isZero { return }
+        }
+        customers[Int(c)].currencies[Int(k)].overage += left
+        write(.overage, customer: c, currency: k, grant: nil, amount: left, source: message.id, timestamp: message.timestamp)
+        let slot = customers[Int(c)].currencies[Int(k)]
+        if slot.available.isZero, !slot.exhausted {
+            customers[Int(c)].currencies[Int(k)].exhausted = true
+            alerts.append(
+                Alert(
+                    kind: .balanceExhausted, customer: message.customer, currency: usage.currency, available: .zero, level: nil,
+                    grant: nil, expired: nil, source: message.id, timestamp: message.timestamp, seq: lastSeq))
+        }
+    }
+
+    private mutating func applyGrant(_ terms: GrantTerms, customer c: Int32, message: Message) {
+        let k = currencySlot(customer: c, currency: terms.currency)
+        let g = Int32(grants.count)
+        let watermark = customers[Int(c)].watermark
+        let effective = terms.effectiveAt.nanos <= watermark
+        grants.append(
+            GrantRecord(
+                id: message.id, customer: c, currencySlot: k, terms: terms, remaining: terms.amount,
+                status: effective ? .active : .pending, contentHash: message.contentHash))
+        grantIndex[GrantKey(customer: c, id: message.id)] = g
+        if effective { customers[Int(c)].currencies[Int(k)].available += terms.amount }
+        customers[Int(c)].add(g, grants: grants)
+        write(.grant, customer: c, currency: k, grant: message.id, amount: terms.amount, source: message.id, timestamp: message.timestamp)
+        guard let expiresAt = terms.expiresAt?.nanos else { return }
+        // Already due: expire right after the grant itself (SPEC §3.2).
+        if expiresAt <= watermark || expiresAt <= partitionWatermark &- config.expiryGrace {
+            expire(g)
+        } else {
+            expiryQueue.push(MinHeap.Item(expiresAt: expiresAt, grant: g))
+        }
+    }
+
+    private mutating func applyVoid(_ g: Int32, message: Message) {
+        let grant = grants[Int(g)]
+        guard !grant.isTerminal else { return }  // voiding a voided or expired grant changes nothing
+        let c = grant.customer
+        let k = grant.currencySlot
+        if grant.status == .active { customers[Int(c)].currencies[Int(k)].available -= grant.remaining }
+        grants[Int(g)].status = .voided
+        grants[Int(g)].remaining = .zero
+        customers[Int(c)].retire(g, grants: grants)
+        // A spent grant has nothing left to remove: its status changes, no balance does.
+        if grant.remaining.isPositive {
+            write(.void, customer: c, currency: k, grant: grant.id, amount: -grant.remaining, source: message.id, timestamp: message.timestamp)
+        }
+    }
+
+    // MARK: Alerts
+
+    private mutating func evaluateAlerts(message: Message) {
+        for (c, k) in touched {
+            var slot = customers[Int(c)].currencies[Int(k)]
+            let available = slot.available
+            if available.isPositive { slot.exhausted = false }
+            for i in slot.levels.indices {
+                if slot.armed[i], available <= slot.levels[i] {
+                    slot.armed[i] = false
+                    alerts.append(
+                        Alert(
+                            kind: .balanceLow, customer: customers[Int(c)].id, currency: slot.currency,
+                            available: available, level: slot.levels[i], grant: nil, expired: nil, source: message.id,
+                            timestamp: message.timestamp, seq: lastSeq))
+                } else if !slot.armed[i], available > slot.levels[i] {
+                    slot.armed[i] = true
+                }
+            }
+            customers[Int(c)].currencies[Int(k)] = slot
+        }
+    }
+}
+
+// MARK: - State records
+
+struct GrantKey: Hashable, Sendable {
+    var customer: Int32
+    var id: String
+}
+
+enum GrantStatus: UInt8, Sendable {
+    case pending, active, expired, voided
+}
+
+struct GrantRecord: Sendable {
+    var id: String
+    var customer: Int32
+    var currencySlot: Int32
+    var terms: GrantTerms
+    var remaining: Credits
+    var status: GrantStatus
+    var contentHash: UInt64
+
+    var effectiveAt: EventTime { terms.effectiveAt }
+    var expiresAt: EventTime? { terms.expiresAt }
+    var expiresAtNanos: Int64 { terms.expiresAt?.nanos ?? Int64.max }
+    var isTerminal: Bool { status == .expired || status == .voided }
+
+    @inline(__always)
+    func pays(for meter: String?) -> Bool {
+        guard let scope = terms.meters else { return true }
+        guard let meter else { return false }
+        return scope.contains(meter)
+    }
+
+    /// SPEC §3.4: priority, then expires_at (none last), then effective_at, then apply order.
+    static func drawsBefore(_ a: GrantRecord, _ ai: Int32, _ b: GrantRecord, _ bi: Int32) -> Bool {
+        if a.terms.priority != b.terms.priority { return a.terms.priority < b.terms.priority }
+        if a.expiresAtNanos != b.expiresAtNanos { return a.expiresAtNanos < b.expiresAtNanos }
+        if a.effectiveAt.nanos != b.effectiveAt.nanos { return a.effectiveAt.nanos < b.effectiveAt.nanos }
+        return ai < bi
+    }
+}
+
+struct CurrencyRecord: Sendable {
+    var currency: String
+    var available: Credits = .zero
+    var overage: Credits = .zero
+    var levels: [Credits] = []
+    var armed: [Bool] = []
+    var exhausted = false
+
+    init(currency: String) { self.currency = currency }
+
+    /// A later threshold replaces the levels; each is armed while the balance is above it.
+    mutating func setLevels(_ newLevels: [Credits]) {
+        levels = newLevels
+        armed = newLevels.map { available > $0 }
+    }
+}
+
+struct CustomerRecord: Sendable {
+    var id: String
+    var watermark: Int64 = Int64.min
+    /// Every grant, in the order applied.
+    var grants: [Int32] = []
+    /// Grants neither expired nor voided, in draw order.
+    var drawOrder: [Int32] = []
+    /// The same set, in the order applied (for expiry scans).
+    var live: [Int32] = []
+    var pending: [Int32] = []
+    var nextExpiry: Int64 = Int64.max
+    var nextActivation: Int64 = Int64.max
+    var currencies: [CurrencyRecord] = []
+
+    init(id: String) { self.id = id }
+
+    mutating func add(_ g: Int32, grants all: [GrantRecord]) {
+        grants.append(g)
+        live.append(g)
+        let record = all[Int(g)]
+        var position = drawOrder.count
+        while position > 0, GrantRecord.drawsBefore(record, g, all[Int(drawOrder[position - 1])], drawOrder[position - 1]) {
+            position -= 1
+        }
+        drawOrder.insert(g, at: position)
+        nextExpiry = min(nextExpiry, record.expiresAtNanos)
+        if record.status == .pending {
+            pending.append(g)
+            nextActivation = min(nextActivation, record.effectiveAt.nanos)
+        }
+    }
+
+    /// Removes an expired or voided grant from the working sets.
+    mutating func retire(_ g: Int32, grants all: [GrantRecord]) {
+        drawOrder.removeAll { $0 == g }
+        live.removeAll { $0 == g }
+        pending.removeAll { $0 == g }
+        nextExpiry = live.reduce(Int64.max) { min($0, all[Int($1)].expiresAtNanos) }
+        refreshNextActivation(grants: all)
+    }
+
+    mutating func refreshNextActivation(grants all: [GrantRecord]) {
+        nextActivation = pending.reduce(Int64.max) { min($0, all[Int($1)].effectiveAt.nanos) }
+    }
+}
+
+/// A binary min-heap of grant expiries ordered by (expires_at, apply order).
+struct MinHeap: Sendable {
+    struct Item: Sendable {
+        var expiresAt: Int64
+        var grant: Int32
+
+        static func < (a: Item, b: Item) -> Bool {
+            a.expiresAt < b.expiresAt || (a.expiresAt == b.expiresAt && a.grant < b.grant)
+        }
+    }
+
+    private(set) var items: [Item] = []
+
+    var peek: Item? { items.first }
+    var count: Int { items.count }
+
+    mutating func push(_ item: Item) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child] < items[parent] else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> Item? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        guard !items.isEmpty else { return top }
+        items[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < items.count, items[left] < items[smallest] { smallest = left }
+            if right < items.count, items[right] < items[smallest] { smallest = right }
+            guard smallest != parent else { return top }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}
