@@ -41,17 +41,23 @@ public final class FaultInjectingStorageIO: StorageIO {
         faults.withLock { $0.removeAll() }
     }
 
-    /// Counts a call of `op`; returns the fault that fires now, if any.
+    /// Counts a call of `op` against every armed fault of that operation; returns the fault that
+    /// fires now (at most one per call; another one due now fires at the next call).
     private func firing(_ op: Operation) -> Fault? {
         faults.withLock { list in
             var fired: Fault?
-            for i in list.indices.reversed() where list[i].operation == op {
-                if list[i].after == 0 {
-                    fired = list.remove(at: i)
+            var kept: [Fault] = []
+            for var fault in list {
+                if fault.operation != op {
+                    kept.append(fault)
+                } else if fault.after == 0 && fired == nil {
+                    fired = fault
                 } else {
-                    list[i].after -= 1
+                    fault.after = max(0, fault.after - 1)
+                    kept.append(fault)
                 }
             }
+            list = kept
             return fired
         }
     }

@@ -198,3 +198,27 @@ import Testing
         #expect(reopened.lastBatchNumber == 0)
     }
 }
+
+@Suite struct FaultInjectionTests {
+    @Test func faultsFireAfterTheirCountOncePerCall() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let io = FaultInjectingStorageIO()
+        io.arm(.init(.fsync, after: 2))
+        io.arm(.init(.fsync))
+        io.arm(.init(.fsync))
+        var outcomes: [Bool] = []
+        for _ in 0..<5 {
+            do {
+                try io.syncDirectory(dir.path)  // not fsync: never fails
+                let fd = try io.openForReading(dir.path)
+                defer { io.close(fd) }
+                try io.fsync(fd)
+                outcomes.append(true)
+            } catch {
+                outcomes.append(false)
+            }
+        }
+        #expect(outcomes == [false, false, false, true, true], "two due at once fire on successive calls; the third after two calls")
+    }
+}
