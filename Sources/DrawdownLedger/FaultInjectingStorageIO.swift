@@ -115,6 +115,8 @@ public final class FaultInjectingStorageIO: StorageIO {
 
     public func removeFile(_ path: String) throws { try base.removeFile(path) }
 
+    public func lockExclusive(_ path: String) throws -> Int32 { try base.lockExclusive(path) }
+
     public func syncDirectory(_ path: String) throws {
         if let fault = firing(.syncDirectory) {
             throw StorageError(operation: "fsync directory (injected)", path: path, errno: fault.errno)

@@ -46,6 +46,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case io(StorageError)
     /// An earlier write or sync failed; the store takes no more appends (the processor must stop).
     case poisoned(reason: String)
+    /// Another `LedgerStore` (in this or another process) has the ledger open.
+    case alreadyOpen(lockFile: String)
     /// The caller handed in a batch that breaks the ledger's rules; nothing was written and the
     /// store is still usable.
     case invalidBatch(String)
@@ -56,6 +58,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         case .io(let e): "ledger I/O error: \(e)"
         case .poisoned(let reason): "ledger refuses appends after an earlier failure: \(reason)"
         case .invalidBatch(let reason): "invalid ledger batch: \(reason)"
+        case .alreadyOpen(let lockFile): "the ledger is already open elsewhere (lock held on \(lockFile))"
         }
     }
 }

@@ -22,7 +22,11 @@ struct LedgerScan {
         let zstd = Zstd(level: limits.zstdLevel)
         var numbered: [(UInt64, String)] = []
         for name in try io.listDirectory(ledgerDirectory) {
-            if let n = SegmentName.parse(name) { numbered.append((n, name)) } else { scan.otherFiles.append(name) }
+            if let n = SegmentName.parse(name) {
+                numbered.append((n, name))
+            } else if name != LedgerStore.lockFileName {
+                scan.otherFiles.append(name)
+            }
         }
         numbered.sort { $0.0 < $1.0 }
         for (i, (first, name)) in numbered.enumerated() {

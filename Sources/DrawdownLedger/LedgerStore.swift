@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// What `LedgerStore.open` found and did, for the caller to log.
@@ -32,6 +33,8 @@ public final class LedgerStore: Sendable {
     public let recoveryReport: RecoveryReport
     private let io: any StorageIO
     private let state: Mutex<State>
+    /// Holds the exclusive lock on `ledger/LOCK` while the store lives: one writer per ledger.
+    private let lockFD: Int32
 
     private struct State {
         var chain: LedgerChain
@@ -65,10 +68,19 @@ public final class LedgerStore: Sendable {
         } catch {
             throw LedgerError.wrapping(error)
         }
+        let lockFile = ledgerDirectory + "/" + Self.lockFileName
+        do {
+            lockFD = try io.lockExclusive(lockFile)
+        } catch let error as StorageError where error.errno == EWOULDBLOCK {
+            throw LedgerError.alreadyOpen(lockFile: lockFile)
+        } catch {
+            throw LedgerError.wrapping(error)
+        }
         let scan: LedgerScan
         do {
             scan = try LedgerScan.run(ledgerDirectory: ledgerDirectory, io: io, limits: limits, mode: .recover)
         } catch {
+            io.close(lockFD)
             throw LedgerError.wrapping(error)
         }
         var activeFD: Int32 = -1
@@ -87,6 +99,7 @@ public final class LedgerStore: Sendable {
                 }
             } catch {
                 if activeFD >= 0 { io.close(activeFD) }
+                io.close(lockFD)
                 throw LedgerError.wrapping(error)
             }
         }
@@ -104,7 +117,10 @@ public final class LedgerStore: Sendable {
             if s.activeFD >= 0 { io.close(s.activeFD) }
             s.activeFD = -1
         }
+        io.close(lockFD)
     }
+
+    static let lockFileName = "LOCK"
 
     // MARK: - Appending
 

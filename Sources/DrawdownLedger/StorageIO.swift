@@ -24,6 +24,10 @@ public protocol StorageIO: Sendable {
     func removeFile(_ path: String) throws
     /// fsyncs a directory, making the creation, renaming or removal of its entries durable.
     func syncDirectory(_ path: String) throws
+    /// Creates (if needed) and opens `path`, and takes an exclusive lock on it without
+    /// waiting; returns the descriptor, which holds the lock until closed (or the process dies).
+    /// Throws `StorageError` with `EWOULDBLOCK` when another holder has it.
+    func lockExclusive(_ path: String) throws -> Int32
 }
 
 /// `StorageIO` on the real file system through Glibc.
@@ -115,5 +119,24 @@ public struct POSIXStorageIO: StorageIO {
         if fd < 0 { throw StorageError(operation: "open", path: path, errno: errno) }
         defer { _ = Glibc.close(fd) }
         if Glibc.fsync(fd) != 0 { throw StorageError(operation: "fsync", path: path, errno: errno) }
+    }
+
+    public func lockExclusive(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw StorageError(operation: "open", path: path, errno: errno) }
+        // An open-file-description lock: released when this descriptor closes or the process
+        // dies, and it conflicts with a second open even within one process.
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = 0
+        lock.l_len = 0
+        let ofdSetLock: Int32 = 37  // F_OFD_SETLK (Linux, every architecture); Glibc hides it without _GNU_SOURCE
+        if fcntl(fd, ofdSetLock, &lock) != 0 {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw StorageError(operation: "lock", path: path, errno: e == EACCES ? EWOULDBLOCK : e)
+        }
+        return fd
     }
 }

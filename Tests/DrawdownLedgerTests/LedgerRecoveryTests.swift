@@ -132,8 +132,10 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         var gen = BatchGenerator(seed: 27)
-        let store = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
-        _ = try appendBatches(store, &gen, count: 30)
+        do {
+            let store = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
+            _ = try appendBatches(store, &gen, count: 30)
+        }
         let files = dir.segmentFiles()
         #expect(files.count >= 2)
         // Cut the first segment short: a torn record that is not at the end of the ledger.
@@ -149,8 +151,10 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         var gen = BatchGenerator(seed: 28)
-        let store = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
-        _ = try appendBatches(store, &gen, count: 30)
+        do {
+            let store = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
+            _ = try appendBatches(store, &gen, count: 30)
+        }
         let files = dir.segmentFiles()
         #expect(files.count >= 3)
         try FileManager.default.removeItem(atPath: dir.ledger + "/" + files[1])

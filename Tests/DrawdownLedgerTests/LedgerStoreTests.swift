@@ -64,6 +64,21 @@ import Testing
         }
     }
 
+    @Test func oneStorePerLedger() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        do {
+            let first = try LedgerStore.open(dataDirectory: dir.path)
+            let error = #expect(throws: LedgerError.self) { try LedgerStore.open(dataDirectory: dir.path) }
+            guard case .alreadyOpen = error else {
+                Issue.record("expected alreadyOpen, got \(String(describing: error))")
+                return
+            }
+            #expect(first.lastBatchNumber == 0)
+        }
+        #expect(try LedgerStore.open(dataDirectory: dir.path).lastBatchNumber == 0, "the lock goes with the store")
+    }
+
     @Test func invalidBatchesAreRefusedWithoutPoisoning() throws {
         let dir = TempDirectory()
         defer { dir.remove() }
@@ -128,25 +143,30 @@ import Testing
         let dir = TempDirectory("fault-\(fault.operation)-\(alsoFailCut)")
         defer { dir.remove() }
         var gen = BatchGenerator(seed: 5)
-        let (store, io) = try openFaulty(dir)
-        let good = try appendBatches(store, &gen, count: 6)
-        io.arm(fault)
-        if alsoFailCut { io.arm(.init(.ftruncate)) }
-        let failing = gen.next()
-        let error = #expect(throws: LedgerError.self) { try store.append(failing) }
-        guard case .io = error else {
-            Issue.record("expected an I/O error, got \(String(describing: error))")
-            return
+        // The failing store is gone before the ledger is opened again (it holds the lock).
+        func failOnce() throws -> (good: [(LedgerBatch, LedgerHash)], failing: LedgerBatch)? {
+            let (store, io) = try openFaulty(dir)
+            let good = try appendBatches(store, &gen, count: 6)
+            io.arm(fault)
+            if alsoFailCut { io.arm(.init(.ftruncate)) }
+            let failing = gen.next()
+            let error = #expect(throws: LedgerError.self) { try store.append(failing) }
+            guard case .io = error else {
+                Issue.record("expected an I/O error, got \(String(describing: error))")
+                return nil
+            }
+            #expect(store.poisonReason != nil)
+            #expect(store.lastBatchNumber == 6)
+            // Poisoned: even a valid batch is refused now, and no fault is left armed to blame.
+            io.disarmAll()
+            let refused = #expect(throws: LedgerError.self) { try store.append(failing) }
+            guard case .poisoned = refused else {
+                Issue.record("expected poisoned, got \(String(describing: refused))")
+                return nil
+            }
+            return (good, failing)
         }
-        #expect(store.poisonReason != nil)
-        #expect(store.lastBatchNumber == 6)
-        // Poisoned: even a valid batch is refused now, and no fault is left armed to blame.
-        io.disarmAll()
-        let refused = #expect(throws: LedgerError.self) { try store.append(failing) }
-        guard case .poisoned = refused else {
-            Issue.record("expected poisoned, got \(String(describing: refused))")
-            return
-        }
+        guard let (good, failing) = try failOnce() else { return }
         let reopened = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
         #expect(reopened.lastBatchNumber == 6)
         #expect(reopened.lastHash == good.last!.1)
@@ -176,11 +196,13 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         var gen = BatchGenerator(seed: 8)
-        let (store, io) = try openFaulty(dir)
-        _ = try appendBatches(store, &gen, count: 3)
-        io.arm(.init(.fdatasync))
-        io.arm(.init(.ftruncate))
-        #expect(throws: LedgerError.self) { try store.append(gen.next()) }
+        do {
+            let (store, io) = try openFaulty(dir)
+            _ = try appendBatches(store, &gen, count: 3)
+            io.arm(.init(.fdatasync))
+            io.arm(.init(.ftruncate))
+            #expect(throws: LedgerError.self) { try store.append(gen.next()) }
+        }
         let reopened = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
         #expect(reopened.lastBatchNumber == 4)
         #expect(reopened.recoveryReport.tornTail == nil)
@@ -190,10 +212,12 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         var gen = BatchGenerator(seed: 9)
-        let (store, io) = try openFaulty(dir)
-        io.arm(.init(.syncDirectory))
-        #expect(throws: LedgerError.self) { try store.append(gen.next()) }
-        #expect(store.poisonReason != nil)
+        do {
+            let (store, io) = try openFaulty(dir)
+            io.arm(.init(.syncDirectory))
+            #expect(throws: LedgerError.self) { try store.append(gen.next()) }
+            #expect(store.poisonReason != nil)
+        }
         let reopened = try LedgerStore.open(dataDirectory: dir.path, limits: smallLimits)
         #expect(reopened.lastBatchNumber == 0)
     }
