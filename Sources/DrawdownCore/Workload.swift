@@ -335,8 +335,7 @@ public struct WorkloadGenerator: Sendable {
         -> WorkloadRecord
     {
         let customer = WorkloadGenerator.customerName(c)
-        var fields: [Field] = [("id", quoted(id)), ("customer", quoted(customer)), ("timestamp", quoted(timeText(timestamp)))]
-        if random.below(10) == 0 { fields.insert(("type", quoted("usage")), at: 0) }
+        var fields = header(random.below(10) == 0 ? "usage" : nil, id: id, customer: customer, timestamp: timestamp)
         var info = WorkloadUsage(meter: nil, quantity: nil, unitPrice: nil, cost: nil, currency: "credits")
         let meter = WorkloadPrices.meters[random.below(WorkloadPrices.meters.count)]
         if random.below(100) < spec.preRatedPer100 {
@@ -380,16 +379,12 @@ public struct WorkloadGenerator: Sendable {
         }
         let message = WorkloadMessage(
             type: .usage, id: id, customer: customer, timestamp: timestamp, content: canonical(fields), usage: info)
-        let start = out.count
-        render(fields, spaced: false, into: &out)
-        remember(index, fields, message, out[start...])
         if old.count < WorkloadGenerator.oldMax {
             old.append((c, id, timestamp))
         } else if random.below(16) == 0 {
             old[random.below(WorkloadGenerator.oldMax)] = (c, id, timestamp)
         }
-        advanceWatermark(c, timestamp)
-        return WorkloadRecord(index: index, kind: .usage, message: message, original: nil, expected: nil, outOfOrder: false)
+        return emit(.usage, fields, message, customer: c, index: index, into: &out)
     }
 
     private mutating func grant(customer c: Int, index: Int, into out: inout [UInt8]) -> WorkloadRecord {
@@ -397,9 +392,7 @@ public struct WorkloadGenerator: Sendable {
         grantSeq += 1
         let id = "g" + String(grantSeq)
         let t = clock
-        var fields: [Field] = [
-            ("type", quoted("grant")), ("id", quoted(id)), ("customer", quoted(customer)), ("timestamp", quoted(timeText(t))),
-        ]
+        var fields = header("grant", id: id, customer: customer, timestamp: t)
         let usd = random.below(7) == 0
         let currency = usd ? "usd" : "credits"
         let amount: Int64 = usd ? (random.below(Int64(30)) + 1) * 1_000_000_000 : random.below(Int64(60_000)) * 1_000_000 + 500_000_000
@@ -442,12 +435,8 @@ public struct WorkloadGenerator: Sendable {
             expiresAt: expiresAt, meters: meters)
         let message = WorkloadMessage(
             type: .grant, id: id, customer: customer, timestamp: t, content: canonical(fields), grant: terms)
-        let start = out.count
-        render(fields, spaced: false, into: &out)
-        remember(index, fields, message, out[start...])
         grantIDs[c].append(id)
-        advanceWatermark(c, t)
-        return WorkloadRecord(index: index, kind: .grant, message: message, original: nil, expected: nil, outOfOrder: false)
+        return emit(.grant, fields, message, customer: c, index: index, into: &out)
     }
 
     private mutating func void(index: Int, into out: inout [UInt8]) -> WorkloadRecord {
@@ -462,19 +451,10 @@ public struct WorkloadGenerator: Sendable {
         } else {
             target = grantIDs[c][random.below(grantIDs[c].count)]
         }
-        let fields: [Field] = [
-            ("type", quoted("void")), ("id", quoted(id)), ("customer", quoted(customer)), ("timestamp", quoted(timeText(clock))),
-            ("grant", quoted(target)),
-        ]
+        let fields = header("void", id: id, customer: customer, timestamp: clock) + [("grant", quoted(target))]
         let message = WorkloadMessage(
             type: .void, id: id, customer: customer, timestamp: clock, content: canonical(fields), voidGrant: target)
-        let start = out.count
-        render(fields, spaced: false, into: &out)
-        if expected == nil {
-            remember(index, fields, message, out[start...])
-            advanceWatermark(c, clock)
-        }
-        return WorkloadRecord(index: index, kind: .void, message: message, original: nil, expected: expected, outOfOrder: false)
+        return emit(.void, fields, message, customer: c, index: index, expected: expected, into: &out)
     }
 
     private mutating func threshold(index: Int, into out: inout [UInt8]) -> WorkloadRecord {
@@ -482,10 +462,7 @@ public struct WorkloadGenerator: Sendable {
         let customer = WorkloadGenerator.customerName(c)
         let id = "t" + String(index)
         let currency = random.below(5) == 0 ? "usd" : "credits"
-        var fields: [Field] = [
-            ("type", quoted("threshold")), ("id", quoted(id)), ("customer", quoted(customer)),
-            ("timestamp", quoted(timeText(clock))),
-        ]
+        var fields = header("threshold", id: id, customer: customer, timestamp: clock)
         if currency == "usd" || random.below(4) == 0 { fields.append(("currency", quoted(currency))) }
         var levels: [Credits] = []
         for _ in 0..<(1 + random.below(3)) { levels.append(Credits(nanos: Int128(random.below(Int64(50_000)) * 1_000_000))) }
@@ -493,11 +470,7 @@ public struct WorkloadGenerator: Sendable {
         let message = WorkloadMessage(
             type: .threshold, id: id, customer: customer, timestamp: clock, content: canonical(fields),
             thresholdCurrency: currency, levels: levels)
-        let start = out.count
-        render(fields, spaced: false, into: &out)
-        remember(index, fields, message, out[start...])
-        advanceWatermark(c, clock)
-        return WorkloadRecord(index: index, kind: .threshold, message: message, original: nil, expected: nil, outOfOrder: false)
+        return emit(.threshold, fields, message, customer: c, index: index, into: &out)
     }
 
     private mutating func conflicting(_ pick: Recent, index: Int, into out: inout [UInt8]) -> WorkloadRecord {
@@ -568,6 +541,25 @@ public struct WorkloadGenerator: Sendable {
         }
         out.append(contentsOf: Array(text.utf8))
         return WorkloadRecord(index: index, kind: .malformed, message: nil, original: nil, expected: reason, outOfOrder: false)
+    }
+
+    private mutating func header(_ type: String?, id: String, customer: String, timestamp: Int64) -> [Field] {
+        let common: [Field] = [("id", quoted(id)), ("customer", quoted(customer)), ("timestamp", quoted(timeText(timestamp)))]
+        return type.map { [("type", quoted($0))] + common } ?? common
+    }
+
+    /// Writes a record; one the engine should apply is kept for resends and moves the watermark.
+    private mutating func emit(
+        _ kind: WorkloadKind, _ fields: [Field], _ message: WorkloadMessage, customer c: Int, index: Int,
+        expected: RejectReason? = nil, into out: inout [UInt8]
+    ) -> WorkloadRecord {
+        let start = out.count
+        render(fields, spaced: false, into: &out)
+        if expected == nil {
+            remember(index, fields, message, out[start...])
+            advanceWatermark(c, message.timestamp)
+        }
+        return WorkloadRecord(index: index, kind: kind, message: message, original: nil, expected: expected, outOfOrder: false)
     }
 
     // MARK: Text

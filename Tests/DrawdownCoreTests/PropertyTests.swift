@@ -55,7 +55,7 @@ import Testing
                     #expect(usage.currency == message.usage!.currency, "currency — \(context)")
                 }
                 let outcome = engine.apply(decodedMessage)
-                let got = engine.takeOutput().entries.map(ReferenceModel.Entry.init)
+                let got = engine.takeOutput().entries.map(ReferenceModel.entry)
                 let (expectedOutcome, want) = model.apply(message)
                 let eligibleBefore = model.eligibleAtDraw
                 guard Self.name(outcome) == Self.name(expectedOutcome), got == want else {
@@ -437,30 +437,18 @@ struct ReferenceModel {
         var timestamp: Int64
         var balance: Int128
 
-        init(seq: UInt64, type: String, customer: String, currency: String, grant: String?, amount: Int128, source: String, timestamp: Int64, balance: Int128) {
-            self.seq = seq
-            self.type = type
-            self.customer = customer
-            self.currency = currency
-            self.grant = grant
-            self.amount = amount
-            self.source = source
-            self.timestamp = timestamp
-            self.balance = balance
-        }
-
-        init(_ entry: LedgerEntry) {
-            self.init(
-                seq: entry.seq, type: entry.type.rawValue, customer: entry.customer, currency: entry.currency, grant: entry.grant,
-                amount: entry.amount.nanos, source: entry.source, timestamp: entry.timestamp.nanos, balance: entry.balance.nanos)
-        }
-
         var description: String {
             "#\(seq) \(type) \(customer) \(currency) grant=\(grant ?? "-") amount=\(amount) source=\(source) t=\(timestamp) balance=\(balance)"
         }
     }
 
     enum Status { case pending, active, expired, voided }
+
+    static func entry(_ entry: LedgerEntry) -> Entry {
+        Entry(
+            seq: entry.seq, type: entry.type.rawValue, customer: entry.customer, currency: entry.currency, grant: entry.grant,
+            amount: entry.amount.nanos, source: entry.source, timestamp: entry.timestamp.nanos, balance: entry.balance.nanos)
+    }
 
     struct Grant {
         var id: String
