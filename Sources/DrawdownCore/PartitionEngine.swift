@@ -486,3 +486,25 @@ struct MinHeap: Sendable {
         }
     }
 }
+
+// MARK: - Queries
+
+/// A customer's balance in one currency, as of the last applied message.
+public struct CurrencyBalance: Sendable, Equatable {
+    public var currency: String
+    public var available: Credits
+    public var overage: Credits
+}
+
+extension PartitionEngine {
+    /// The customer's balances, by currency in byte order; empty for an unknown customer.
+    public func balances(customer: String) -> [CurrencyBalance] {
+        guard let c = customerIndex[customer] else { return [] }
+        return customers[Int(c)].currencies
+            .map { CurrencyBalance(currency: $0.currency, available: $0.available, overage: $0.overage) }
+            .sorted { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }
+    }
+
+    /// Customer ids in the order they first appeared.
+    public var customerIDs: [String] { customers.map(\.id) }
+}

@@ -5,6 +5,6 @@ struct Drawdown: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drawdown",
         abstract: "Credit-metering stream processor: exact, deduplicated drawdown of usage against credit grants.",
-        subcommands: [ProcessCommand.self, DevBrokerCommand.self]
+        subcommands: [ProcessCommand.self, DevBrokerCommand.self, DemoCommand.self]
     )
 }
