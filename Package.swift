@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "drawdown",
             dependencies: [
-                "DrawdownCore", "DrawdownKafka",
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

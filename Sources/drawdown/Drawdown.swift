@@ -5,6 +5,8 @@ struct Drawdown: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drawdown",
         abstract: "Credit-metering stream processor: exact, deduplicated drawdown of usage against credit grants.",
-        subcommands: [ProcessCommand.self, DevBrokerCommand.self, DemoCommand.self]
+        subcommands: [
+            RunCommand.self, ProcessCommand.self, StateCommand.self, LedgerCommand.self, DemoCommand.self, DevBrokerCommand.self,
+        ]
     )
 }

@@ -1,0 +1,1 @@
+// The pipeline: consume → shard → apply → commit → publish (see docs/pipeline.md).
