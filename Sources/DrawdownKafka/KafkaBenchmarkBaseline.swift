@@ -13,7 +13,7 @@ public enum KafkaBenchmarkBaseline {
     }
 
     /// Assigns every partition of `topic` from the beginning and consumes until `records`
-    /// records have arrived (or `deadlineBatches` calls came back empty-handed in a row).
+    /// records have arrived (or 600 calls of 100 ms in a row came back empty).
     public static func rawDrain(
         config: KafkaConsumerConfig, topic: String, partitions: Int32, records expected: Int,
         maxRecordsPerBatch: Int = 10_000

@@ -164,11 +164,9 @@ final class RDKafkaHandle: @unchecked Sendable {
 /// Swift's cooperative pool. Every blocking call in this module (`consumeBatch`, `commit`,
 /// `flush`, watermark queries, `close`, …) is meant to be called from such a thread, a
 /// `DispatchQueue`, or this helper.
-public func withKafkaThread<T: Sendable>(
-    name: String = "drawdown.kafka", _ body: @escaping @Sendable () throws -> T
-) async throws -> T {
+public func withKafkaThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-        let thread = KafkaThread(name: name) {
+        let thread = KafkaThread {
             continuation.resume(with: Result { try body() })
         }
         thread.start()

@@ -7,11 +7,9 @@ import Darwin
 /// A detached POSIX thread running one closure: the home for blocking librdkafka calls.
 final class KafkaThread: Sendable {
     private let body: @Sendable () -> Void
-    private let name: String
 
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    init(_ body: @escaping @Sendable () -> Void) {
         self.body = body
-        self.name = name
     }
 
     func start() {

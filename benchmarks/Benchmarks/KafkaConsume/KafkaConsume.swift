@@ -142,31 +142,25 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("KafkaConsume.1M-records-64-partitions", configuration: configuration) { benchmark in
         let config = KafkaConsumeBench.fixture.consumerConfig
-        let clock = ContinuousClock()
-        var ours = 0, raw = 0, oursCPU = 0, rawCPU = 0
-        func runOurs() throws {
+        /// Runs one drain; returns (records/s wall, records per CPU-second).
+        func measure(_ drain: (KafkaConsumerConfig) throws -> Int) rethrows -> (Int, Int) {
+            let clock = ContinuousClock()
             let start = clock.now
             let cpuStart = processCPUTime()
-            let n = try KafkaConsumeBench.drainWithDrawdownKafka(config)
-            ours = recordsPerSecond(n, clock.now - start)
-            oursCPU = recordsPerSecond(n, processCPUTime() - cpuStart)
+            let n = try drain(config)
+            let rates = (recordsPerSecond(n, clock.now - start), recordsPerSecond(n, processCPUTime() - cpuStart))
             precondition(n == KafkaConsumeBench.records, "drained \(n)")
+            return rates
         }
-        func runRaw() throws {
-            let start = clock.now
-            let cpuStart = processCPUTime()
-            let n = try KafkaConsumeBench.drainRaw(config)
-            raw = recordsPerSecond(n, clock.now - start)
-            rawCPU = recordsPerSecond(n, processCPUTime() - cpuStart)
-            precondition(n == KafkaConsumeBench.records, "drained \(n)")
-        }
+        var (ours, oursCPU) = (0, 0)
+        var (raw, rawCPU) = (0, 0)
         benchmark.startMeasurement()
         if Bool.random() {
-            try runOurs()
-            try runRaw()
+            (ours, oursCPU) = try measure(KafkaConsumeBench.drainWithDrawdownKafka)
+            (raw, rawCPU) = try measure(KafkaConsumeBench.drainRaw)
         } else {
-            try runRaw()
-            try runOurs()
+            (raw, rawCPU) = try measure(KafkaConsumeBench.drainRaw)
+            (ours, oursCPU) = try measure(KafkaConsumeBench.drainWithDrawdownKafka)
         }
         benchmark.stopMeasurement()
         benchmark.measurement(oursMetric, ours)
