@@ -107,6 +107,11 @@ public struct DedupeTable: Sendable {
         }
     }
 
+    /// Puts back a key read from a snapshot (no sweep: the table is sized for it).
+    public mutating func restore(_ key: KeyFingerprint, customer: Int, remembered: Remembered) {
+        remember(key, customer: customer, timestamp: remembered.timestamp, contentHash: remembered.contentHash) { _, _ in false }
+    }
+
     /// Every remembered key, in slot order (for snapshots).
     public func forEach(_ body: (KeyFingerprint, Int, Remembered) -> Void) {
         for slot in 0...mask where customers[slot] != 0 {

@@ -42,12 +42,12 @@ public struct PartitionEngine: Sendable {
     var dedupe = DedupeTable()
 
     /// Largest timestamp applied in this partition (nil before the first).
-    public private(set) var partitionWatermark: Int64 = Int64.min
+    public internal(set) var partitionWatermark: Int64 = Int64.min
     /// Sequence number of the last entry written.
-    public private(set) var lastSeq: UInt64 = 0
-    public private(set) var applied: UInt64 = 0
-    public private(set) var duplicates: UInt64 = 0
-    public private(set) var rejected: UInt64 = 0
+    public internal(set) var lastSeq: UInt64 = 0
+    public internal(set) var applied: UInt64 = 0
+    public internal(set) var duplicates: UInt64 = 0
+    public internal(set) var rejected: UInt64 = 0
 
     /// Output of the messages applied since the last `takeOutput()`.
     public private(set) var entries: [LedgerEntry] = []
@@ -453,6 +453,9 @@ struct MinHeap: Sendable {
     private(set) var items: [Item] = []
 
     var peek: Item? { items.first }
+
+    /// Appends an item read from a snapshot; the array was a valid heap when written.
+    mutating func append(_ item: Item) { items.append(item) }
     var count: Int { items.count }
 
     mutating func push(_ item: Item) {
