@@ -182,10 +182,14 @@ struct KafkaRoundTripTests {
                 for case .partitionEOF(let tp, _) in batch.events { eofs.insert(tp.partition) }
             }, until: { eofs.contains(0) })
             let assignment = try consumer.assignment()
+            let queried = try consumer.queryWatermarks(p0)
+            let cached = try consumer.cachedWatermarks(p0)
             try consumer.close()
-            return (beforeSeek, offsets, assignment)
+            return (beforeSeek, offsets, assignment, queried, cached)
         }
-        let (beforeSeek, afterSeek, assignment) = result
+        let (beforeSeek, afterSeek, assignment, queried, cached) = result
+        #expect(queried == KafkaWatermarks(low: 0, high: 50))
+        #expect(cached.high == 50)
         #expect(beforeSeek[0] == Array(10..<50))
         #expect(beforeSeek[1] == Array(0..<50))
         #expect(afterSeek[0] == Array(3..<50))
