@@ -44,6 +44,8 @@ final class ConsumerCallbacks: Sendable {
 /// thread. Call them from a dedicated thread, a `DispatchQueue`, or `withKafkaThread`, never
 /// directly from an `async` function. One thread should own consumption (`consumeBatch`);
 /// other methods may be called from any thread (librdkafka's handle is thread-safe).
+/// Call `close()` from that thread when done: `deinit` closes a consumer that was not
+/// closed, which blocks whichever thread drops the last reference.
 public final class KafkaConsumer: Sendable {
     private let handle: RDKafkaHandle
     private let queue: RDQueue
