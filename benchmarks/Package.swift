@@ -27,9 +27,23 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "DrawdownCore", package: "drawdown"),
+                "EngineStages",
             ],
             path: "Benchmarks/Engine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        // The stages the engine benchmarks time, shared with EngineFigures.
+        .target(
+            name: "EngineStages",
+            dependencies: [.product(name: "DrawdownCore", package: "drawdown")],
+            path: "Benchmarks/EngineStages"
+        ),
+        // Prints the engine figures in one plain run, and writes the workload file for
+        // timing `drawdown process`: `swift run -c release EngineFigures [--write DIR]`.
+        .executableTarget(
+            name: "EngineFigures",
+            dependencies: ["EngineStages", .product(name: "DrawdownCore", package: "drawdown")],
+            path: "Benchmarks/EngineFigures"
         ),
     ]
 )

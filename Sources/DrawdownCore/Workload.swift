@@ -363,15 +363,15 @@ public struct WorkloadGenerator: Sendable {
             if meter.by != nil {
                 switch random.below(10) {
                 case 0: break  // no properties: unit price
-                case 1: fields.append(("properties", #"{"model":7,"region":"eu-west-1"}"#))
-                case 2: fields.append(("properties", #"{"model":"medium","region":"us-east-2"}"#))
+                case 1: fields.append(("properties", #"{"model":7}"#))
+                case 2: fields.append(("properties", #"{"model":"medium"}"#))
                 default:
                     let choice = meter.prices[random.below(meter.prices.count)]
-                    fields.append(("properties", #"{"model":""# + choice.name + #"","region":"eu-west-1"}"#))
+                    fields.append(("properties", #"{"model":""# + choice.name + #""}"#))
                     info.unitPrice = Credits(nanos: Int128(choice.price))
                 }
             } else {
-                fields.append(("properties", #"{"region":"eu-west-1","sku":"std"}"#))
+                fields.append(("properties", #"{"sku":"std"}"#))
             }
             if random.below(30) == 0 {
                 fields.append(("currency", quoted(info.currency)))

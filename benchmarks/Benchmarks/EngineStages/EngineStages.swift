@@ -1,0 +1,126 @@
+import DrawdownCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The stages the engine benchmarks time, shared by the `Engine` benchmark and the
+/// `EngineFigures` tool: a loop that only splits the file into lines (the baseline),
+/// parse-only, apply-only (pre-decoded messages) and parse+apply, each over the same
+/// generated workload (`WorkloadSpec.benchmark()`: 1,000,000 messages, 100,000 customers).
+public enum EngineStages {
+    /// Entries are dropped every this many messages, as a batch boundary would.
+    public static let batchMessages = 1_024
+
+    /// The benchmark workload as JSON lines; `DRAWDOWN_BENCH_MESSAGES` scales it down for a quick run.
+    public static func workload() -> [UInt8] {
+        Workload.jsonLines(spec())
+    }
+
+    public static func spec() -> WorkloadSpec {
+        guard let text = getenv("DRAWDOWN_BENCH_MESSAGES"), let messages = Int(String(cString: text)), messages > 0 else {
+            return WorkloadSpec.benchmark()
+        }
+        return WorkloadSpec.benchmark(messages: messages, customers: max(1, messages / 10))
+    }
+
+    /// The baseline: finds every line and touches its first byte. Returns a checksum.
+    public static func splitLines(_ input: UnsafeBufferPointer<UInt8>) -> Int {
+        var checksum = 0
+        JSONLines.forEachLine(in: input) { line in
+            checksum &+= line.count &+ Int(line.first ?? 0)
+        }
+        return checksum
+    }
+
+    /// Decodes every line. Returns how many decoded.
+    public static func parse(_ input: UnsafeBufferPointer<UInt8>, decoder: inout MessageDecoder) -> Int {
+        var decoded = 0
+        JSONLines.forEachLine(in: input) { line in
+            if case .success = decoder.decode(line) { decoded += 1 }
+        }
+        return decoded
+    }
+
+    /// The decoded messages, for apply-only.
+    public static func decodeAll(_ input: UnsafeBufferPointer<UInt8>) -> [Message] {
+        var decoder = MessageDecoder(priceBook: Workload.priceBook)
+        var messages: [Message] = []
+        messages.reserveCapacity(input.count / 150)
+        JSONLines.forEachLine(in: input) { line in
+            if case .success(let message) = decoder.decode(line) { messages.append(message) }
+        }
+        return messages
+    }
+
+    /// Applies pre-decoded messages. Returns how many were applied.
+    public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
+        var batch = Batch()
+        for message in messages {
+            _ = engine.apply(message)
+            batch.count(&engine)
+        }
+        engine.discardOutput()
+        return Int(engine.applied)
+    }
+
+    /// Drops the engine's output at every batch boundary.
+    struct Batch {
+        var messages = 0
+
+        mutating func count(_ engine: inout PartitionEngine) {
+            messages += 1
+            if messages == EngineStages.batchMessages {
+                engine.discardOutput()
+                messages = 0
+            }
+        }
+    }
+
+    /// Decodes and applies every line. Returns how many were applied.
+    public static func parseAndApply(
+        _ input: UnsafeBufferPointer<UInt8>, decoder: inout MessageDecoder, engine: inout PartitionEngine
+    ) -> Int {
+        var batch = Batch()
+        JSONLines.forEachLine(in: input) { line in
+            switch decoder.decode(line) {
+            case .success(let message): _ = engine.apply(message)
+            case .failure: engine.countRejected()
+            }
+            batch.count(&engine)
+        }
+        engine.discardOutput()
+        return Int(engine.applied)
+    }
+
+    /// Remembers `keys` distinct idempotency keys (10,000 customers, timestamps inside the
+    /// window) and reports the table's storage bytes, its count, and the process RSS growth.
+    public static func dedupeMemory(keys: Int) -> (storageBytes: Int, count: Int, rssGrowthBytes: Int?) {
+        let rssBefore = residentBytes()
+        var table = DedupeTable()
+        let t0: Int64 = WorkloadSpec.defaultStartNanos
+        for n in 0..<keys {
+            let customer = n % 10_000
+            let key = KeyFingerprint(low: StableHash.mix(UInt64(n), 0x9E37_79B9_7F4A_7C15), high: UInt64(n))
+            table.remember(key, customer: customer, timestamp: t0 + Int64(n), contentHash: UInt64(n)) { _, _ in false }
+        }
+        let rssAfter = residentBytes()
+        let growth = rssBefore.flatMap { before in rssAfter.map { $0 - before } }
+        return (table.storageBytes, table.count, growth)
+    }
+
+    /// The process's resident set size, from /proc/self/statm (Linux only).
+    public static func residentBytes() -> Int? {
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let fields = String(decoding: buffer[..<count], as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
