@@ -66,6 +66,6 @@ let package = Package(
         .testTarget(name: "DrawdownLedgerTests", dependencies: ["DrawdownLedger", "DrawdownTestSupport"], swiftSettings: strict),
         .testTarget(name: "DrawdownServiceTests", dependencies: ["DrawdownService", "DrawdownTestSupport"], swiftSettings: strict),
         // End-to-end tests that run the built `drawdown` binary.
-        .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownTestSupport"], swiftSettings: strict),
+        .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownLedger", "DrawdownKafka", "DrawdownTestSupport"], swiftSettings: strict),
     ]
 )
