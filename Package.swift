@@ -64,7 +64,10 @@ let package = Package(
         .testTarget(name: "DrawdownCoreTests", dependencies: ["DrawdownCore", "DrawdownTestSupport"], swiftSettings: strict),
         .testTarget(name: "DrawdownKafkaTests", dependencies: ["DrawdownKafka", "DrawdownTestSupport", "CRdKafka"], swiftSettings: strict),
         .testTarget(name: "DrawdownLedgerTests", dependencies: ["DrawdownLedger", "DrawdownTestSupport"], swiftSettings: strict),
-        .testTarget(name: "DrawdownServiceTests", dependencies: ["DrawdownService", "DrawdownTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "DrawdownServiceTests",
+            dependencies: ["DrawdownService", "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownTestSupport"],
+            swiftSettings: strict),
         // End-to-end tests that run the built `drawdown` binary.
         .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownLedger", "DrawdownKafka", "DrawdownTestSupport"], swiftSettings: strict),
     ]

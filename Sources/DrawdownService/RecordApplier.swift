@@ -1,0 +1,167 @@
+import DrawdownCore
+import DrawdownKafka
+
+/// A record to produce once the batch it came from is durable.
+public struct OutputRecord: Sendable {
+    public enum Kind: Sendable, Equatable { case balanceChange, alert, deadLetter }
+    public var kind: Kind
+    /// The customer for balance changes and alerts; the original record key for dead letters.
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+
+    public init(kind: Kind, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+        self.kind = kind
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// Dead-letter header names (the record value is the original bytes, untouched).
+public enum DeadLetterHeader {
+    public static let reason = "drawdown.reason"
+    public static let detail = "drawdown.detail"
+    public static let sourceTopic = "drawdown.source.topic"
+    public static let sourcePartition = "drawdown.source.partition"
+    public static let sourceOffset = "drawdown.source.offset"
+}
+
+/// Applies one input record to its partition's engine: decode (with the Kafka key), apply,
+/// collect the entries written and, when asked, the output records. The live shards and
+/// recovery both go through here, so replaying a batch regenerates exactly its outputs.
+struct RecordApplier {
+    var decoder: MessageDecoder
+    /// Scratch for grouping one message's entries.
+    private var groups: [(currency: String, first: Int, last: Int)] = []
+    private var json: [UInt8] = []
+
+    init(priceBook: PriceBook?) {
+        decoder = MessageDecoder(priceBook: priceBook)
+    }
+
+    /// Applies `input`, appends the entries it wrote to `entries`, and (when `outputs` is not
+    /// nil) its balance changes, alerts and dead letters to `outputs`.
+    mutating func apply(
+        _ input: InputRecord, engine: inout PartitionEngine, entries: inout [LedgerEntry],
+        outputs: inout [OutputRecord], wantOutputs: Bool
+    ) {
+        precondition(engine.entries.isEmpty && engine.alerts.isEmpty, "engine output not cleared")
+        let decoded: Result<Message, Rejection> = input.value.withUnsafeBufferPointer { value in
+            guard let key = input.key else { return decoder.decode(value, key: nil) }
+            return key.withUnsafeBufferPointer { decoder.decode(value, key: $0) }
+        }
+        let message: Message
+        switch decoded {
+        case .failure(let rejection):
+            engine.countRejected()
+            if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
+            return
+        case .success(let m):
+            message = m
+        }
+        switch engine.apply(message) {
+        case .applied, .duplicate: break
+        case .conflict:
+            if wantOutputs {
+                outputs.append(
+                    Self.deadLetter(
+                        input, partition: engine.partition,
+                        Rejection(.conflict, "id was applied before with different content")))
+            }
+        case .rejected(let rejection):
+            if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
+        }
+        guard !engine.entries.isEmpty || !engine.alerts.isEmpty else { return }
+        entries.append(contentsOf: engine.entries)
+        if wantOutputs {
+            appendBalanceChanges(message, engine: engine, to: &outputs)
+            for alert in engine.alerts {
+                json.removeAll(keepingCapacity: true)
+                alert.appendJSON(to: &json, partition: engine.partition)
+                outputs.append(OutputRecord(kind: .alert, key: Array(alert.customer.utf8), value: json))
+            }
+        }
+        engine.discardOutput()
+    }
+
+    /// SPEC §6: one balance change per (customer, currency) the message wrote entries for;
+    /// an idle customer's expiry (another customer's entry, written by the partition's
+    /// sweep) gets a record of its own per entry, caused by `{"type":"expire","id":<grant>}`.
+    private mutating func appendBalanceChanges(_ message: Message, engine: PartitionEngine, to outputs: inout [OutputRecord]) {
+        let entries = engine.entries
+        groups.removeAll(keepingCapacity: true)
+        for (i, entry) in entries.enumerated() {
+            if entry.customer != message.customer {
+                let balances = engine.balances(customer: entry.customer)
+                let overage = balances.first { $0.currency == entry.currency }?.overage ?? .zero
+                appendBalanceChange(
+                    customer: entry.customer, currency: entry.currency, available: entry.balance, overage: overage,
+                    causeType: "expire", causeID: entry.grant ?? entry.source, entries: entries[i...i],
+                    partition: engine.partition, timestamp: entry.timestamp, to: &outputs)
+                continue
+            }
+            if let g = groups.firstIndex(where: { $0.currency == entry.currency }) {
+                groups[g].last = i
+            } else {
+                groups.append((entry.currency, i, i))
+            }
+        }
+        guard !groups.isEmpty else { return }
+        let balances = engine.balances(customer: message.customer)
+        for group in groups {
+            let own = entries[group.first...group.last].filter {
+                $0.customer == message.customer && $0.currency == group.currency
+            }
+            let overage = balances.first { $0.currency == group.currency }?.overage ?? .zero
+            appendBalanceChange(
+                customer: message.customer, currency: group.currency, available: own[own.count - 1].balance,
+                overage: overage, causeType: message.type.rawValue, causeID: message.id, entries: own[...],
+                partition: engine.partition, timestamp: message.timestamp, to: &outputs)
+        }
+    }
+
+    private mutating func appendBalanceChange(
+        customer: String, currency: String, available: Credits, overage: Credits, causeType: String, causeID: String,
+        entries: ArraySlice<LedgerEntry>, partition: Int32, timestamp: EventTime, to outputs: inout [OutputRecord]
+    ) {
+        json.removeAll(keepingCapacity: true)
+        json.append(contentsOf: #"{"customer":"#.utf8)
+        JSONWriter.appendString(customer, to: &json)
+        json.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendString(currency, to: &json)
+        json.append(contentsOf: #","available":"#.utf8)
+        JSONWriter.appendAmount(available, to: &json)
+        json.append(contentsOf: #","overage":"#.utf8)
+        JSONWriter.appendAmount(overage, to: &json)
+        json.append(contentsOf: #","cause":{"type":"#.utf8)
+        JSONWriter.appendString(causeType, to: &json)
+        json.append(contentsOf: #","id":"#.utf8)
+        JSONWriter.appendString(causeID, to: &json)
+        json.append(contentsOf: #"},"entries":["#.utf8)
+        for (n, entry) in entries.enumerated() {
+            if n > 0 { json.append(UInt8(ascii: ",")) }
+            entry.appendJSON(to: &json)
+        }
+        json.append(contentsOf: #"],"partition":"#.utf8)
+        json.append(contentsOf: String(partition).utf8)
+        json.append(contentsOf: #","seq":"#.utf8)
+        json.append(contentsOf: String(entries[entries.endIndex - 1].seq).utf8)
+        json.append(contentsOf: #","timestamp":""#.utf8)
+        timestamp.append(to: &json)
+        json.append(contentsOf: "\"}".utf8)
+        outputs.append(OutputRecord(kind: .balanceChange, key: Array(customer.utf8), value: json))
+    }
+
+    static func deadLetter(_ input: InputRecord, partition: Int32, _ rejection: Rejection) -> OutputRecord {
+        OutputRecord(
+            kind: .deadLetter, key: input.key, value: input.value,
+            headers: [
+                KafkaHeader(name: DeadLetterHeader.reason, value: Array(rejection.reason.rawValue.utf8)),
+                KafkaHeader(name: DeadLetterHeader.detail, value: Array(rejection.detail.utf8)),
+                KafkaHeader(name: DeadLetterHeader.sourceTopic, value: Array(input.topic.utf8)),
+                KafkaHeader(name: DeadLetterHeader.sourcePartition, value: Array(String(partition).utf8)),
+                KafkaHeader(name: DeadLetterHeader.sourceOffset, value: Array(String(input.offset).utf8)),
+            ])
+    }
+}

@@ -1,0 +1,107 @@
+import Dispatch
+import DrawdownCore
+import DrawdownKafka
+import Synchronization
+
+/// What a shard hands the committer at a batch boundary.
+struct ShardTake {
+    var sections: [PartitionSection] = []
+    var outputs: [OutputRecord] = []
+    var events = 0
+}
+
+/// One shard: a serial queue owning the engines of the partitions `p` with
+/// `p % shardCount == index`. The poll thread hands it one consumed batch at a time (the
+/// whole `KafkaRecordBatch`, shared copy-on-write, plus the indices of its records); the
+/// committer takes its pending sections with `queue.sync`, a barrier behind everything
+/// handed over before.
+///
+/// `@unchecked Sendable`: `slots`, `applier` and `outputs` are only touched by work items
+/// running on `queue` (serial); the counters are atomics.
+final class Shard: @unchecked Sendable {
+    let index: Int
+    let queue: DispatchQueue
+    /// Records handed to this shard and not yet taken by the committer (back-pressure).
+    let pendingEvents = Atomic<Int>(0)
+    private var slots: [Slot] = []
+    private var slotIndex: [Int32: Int] = [:]
+    private var applier: RecordApplier
+    private var outputs: [OutputRecord] = []
+    private var processedSinceTake = 0
+    private let config: EngineConfig
+    /// Shared with the committer: records processed by all shards and not yet taken.
+    private let uncommitted: SharedCounter
+
+    struct Slot {
+        var engine: PartitionEngine
+        var inputs: [InputRecord] = []
+        var entries: [LedgerEntry] = []
+
+        mutating func apply(_ input: InputRecord, applier: inout RecordApplier, outputs: inout [OutputRecord]) {
+            applier.apply(input, engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: true)
+            inputs.append(input)
+        }
+    }
+
+    init(index: Int, priceBook: PriceBook?, config: EngineConfig, engines: [PartitionEngine], uncommitted: SharedCounter) {
+        self.index = index
+        self.queue = DispatchQueue(label: "drawdown.shard.\(index)")
+        self.applier = RecordApplier(priceBook: priceBook)
+        self.config = config
+        self.uncommitted = uncommitted
+        for engine in engines {
+            slotIndex[engine.partition] = slots.count
+            slots.append(Slot(engine: engine))
+        }
+    }
+
+    /// Runs on `queue`: applies records `indices` of `batch`, in order.
+    func process(_ batch: KafkaRecordBatch, _ indices: [Int]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        for i in indices {
+            let record = batch[i]
+            let input = InputRecord(
+                topic: record.topic, offset: record.offset, key: record.key.map { Array($0) },
+                value: record.value.map { Array($0) } ?? [])
+            let partition = record.partition
+            let k: Int
+            if let known = slotIndex[partition] {
+                k = known
+            } else {
+                k = slots.count
+                slotIndex[partition] = k
+                slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
+            }
+            slots[k].apply(input, applier: &applier, outputs: &outputs)  // in place: no copy of the engine
+        }
+        uncommitted.value.add(indices.count, ordering: .relaxed)
+    }
+
+    /// Runs on `queue`: hands over everything applied since the last take.
+    func take() -> ShardTake {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var result = ShardTake()
+        for k in slots.indices where !slots[k].inputs.isEmpty {
+            result.sections.append(PartitionSection(partition: slots[k].engine.partition, inputs: slots[k].inputs, entries: slots[k].entries))
+            result.events += slots[k].inputs.count
+            slots[k].inputs = []
+            slots[k].entries = []
+        }
+        result.sections.sort { $0.partition < $1.partition }
+        swap(&result.outputs, &outputs)
+        pendingEvents.subtract(result.events, ordering: .relaxed)
+        uncommitted.value.subtract(result.events, ordering: .relaxed)
+        return result
+    }
+
+    /// Runs on `queue`: the engines (for snapshots and the final state).
+    func engines() -> [PartitionEngine] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return slots.map(\.engine).sorted { $0.partition < $1.partition }
+    }
+}
+
+/// An atomic counter shared by reference between the shards and the committer.
+final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
