@@ -11,6 +11,9 @@ import Synchronization
 /// then publishes the batch's outputs, records "published through N", and commits the next
 /// offsets to Kafka. A storage error stops it for good before anything of that batch leaves.
 ///
+/// Every `snapshotEveryBatches` batches it also takes the engines at that same barrier and,
+/// once the batch is published, writes them as a snapshot (`SnapshotStore`).
+///
 /// `@unchecked Sendable`: `batchesSinceSnapshot` is only touched on the committer thread;
 /// everything shared is an atomic, a `Mutex`, or a `Sendable` handle.
 final class Committer: @unchecked Sendable {
@@ -27,15 +30,18 @@ final class Committer: @unchecked Sendable {
     let consumer: KafkaConsumer
     let shards: [Shard]
     let uncommitted: SharedCounter
+    let snapshots: SnapshotStore
     let stats = Mutex(Stats())
+    private var batchesSinceSnapshot = 0
     private let stopping = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     private let failureMessage = Mutex<String?>(nil)
 
     init(
         config: PipelineConfig, logger: Logger, ledger: LedgerStore, producer: KafkaProducer, consumer: KafkaConsumer,
-        shards: [Shard], uncommitted: SharedCounter
+        shards: [Shard], uncommitted: SharedCounter, snapshots: SnapshotStore
     ) {
+        self.snapshots = snapshots
         self.config = config
         self.logger = logger
         self.ledger = ledger
@@ -85,8 +91,11 @@ final class Committer: @unchecked Sendable {
         var sections: [PartitionSection] = []
         var outputs: [OutputRecord] = []
         var events = 0
+        var engines: [PartitionEngine] = []
+        let snapshotDue = config.snapshotEveryBatches > 0 && batchesSinceSnapshot + 1 >= config.snapshotEveryBatches
         for shard in shards {
-            let take = shard.queue.sync { shard.take() }
+            let take = shard.queue.sync { shard.take(withEngines: snapshotDue) }
+            engines.append(contentsOf: take.engines)
             sections.append(contentsOf: take.sections)
             outputs.append(contentsOf: take.outputs)
             events += take.events
@@ -117,7 +126,7 @@ final class Committer: @unchecked Sendable {
             number: number, previousHash: ledger.lastHash, kind: .entries, positions: positions, sequenceRanges: ranges,
             eventTime: minTime <= maxTime ? EventTimeRange(minNanos: minTime, maxNanos: maxTime) : nil,
             payload: BatchPayload(sections: sections).encode())
-        try ledger.append(batch)
+        let hash = try ledger.append(batch)
         stats.withLock {
             $0.records += events
             $0.batches += 1
@@ -130,6 +139,17 @@ final class Committer: @unchecked Sendable {
             try consumer.commit(next)
         } catch {
             logger.debug("offset commit failed (advisory; the ledger holds the offsets): \(error)")
+        }
+        batchesSinceSnapshot += 1
+        if snapshotDue {
+            batchesSinceSnapshot = 0
+            do {
+                let file = try snapshots.write(EngineSnapshots.encode(engines), coversThroughBatch: number, chainHash: hash)
+                logger.debug("snapshot of \(engines.count) partition(s) through batch \(number): \(file)")
+            } catch {
+                // The ledger is durable without it; the next snapshot (or a longer replay) covers it.
+                logger.warning("snapshot through batch \(number) failed: \(error)")
+            }
         }
     }
 

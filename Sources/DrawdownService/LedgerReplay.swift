@@ -37,25 +37,49 @@ public enum LedgerReplay {
         public var lastBatch: UInt64
         /// The batch the starting snapshot covered, if one was used.
         public var snapshotBatch: UInt64?
+        /// Newer snapshots that were not usable (damaged, or not matching the ledger).
+        public var skippedSnapshots: [LedgerProblem]
         public var batchesReplayed: Int
         public var recordsReplayed: Int
         /// The outputs of the batches after `outputsAfterBatch`, regenerated in order.
         public var outputs: [OutputRecord]
     }
 
-    /// Replays every batch of `ledger` onto fresh engines and returns the state after the
-    /// last one. `outputsAfterBatch`: regenerate the balance changes, alerts and dead letters
+    /// Restores the newest usable snapshot of `snapshots` (when given), replays every later
+    /// batch of `ledger`, and returns the state after the last one. `outputsAfterBatch`: regenerate the balance changes, alerts and dead letters
     /// of the batches after this one (`.max`: none). Throws `ReplayError` when a batch's
     /// entries differ from what the engine produces (other settings than the ledger's), and
     /// `LedgerError` when the ledger cannot be read.
     public static func rebuild(
-        ledger: LedgerStore, settings: EngineSettings, outputsAfterBatch: UInt64 = .max
+        ledger: LedgerStore, snapshots: SnapshotStore? = nil, settings: EngineSettings, outputsAfterBatch: UInt64 = .max
     ) throws -> Rebuilt {
         var engines: [Int32: PartitionEngine] = [:]
         var applier = RecordApplier(priceBook: settings.priceBook)
-        var result = Rebuilt(engines: [], lastBatch: 0, snapshotBatch: nil, batchesReplayed: 0, recordsReplayed: 0, outputs: [])
+        var result = Rebuilt(
+            engines: [], lastBatch: 0, snapshotBatch: nil, skippedSnapshots: [], batchesReplayed: 0, recordsReplayed: 0,
+            outputs: [])
         var produced: [LedgerEntry] = []
-        let reader = ledger.batches(from: 1)
+        var firstBatch: UInt64 = 1
+        if let snapshots {
+            let load = try snapshots.newestValid(matching: ledger)
+            result.skippedSnapshots = load.skipped
+            // A snapshot past the last published batch cannot give that batch's outputs back:
+            // replay from the start instead (the published marker is written before snapshots,
+            // so this only happens when the marker was lost).
+            if let snapshot = load.snapshot, snapshot.coversThroughBatch <= outputsAfterBatch {
+                let restored: [PartitionEngine]
+                do {
+                    restored = try EngineSnapshots.decode(snapshot.state, config: settings.config)
+                } catch {
+                    throw ReplayError.damagedFile(path: snapshot.file, detail: "engine state does not decode: \(error.description)")
+                }
+                for engine in restored { engines[engine.partition] = engine }
+                result.snapshotBatch = snapshot.coversThroughBatch
+                result.lastBatch = snapshot.coversThroughBatch
+                firstBatch = snapshot.coversThroughBatch + 1
+            }
+        }
+        let reader = ledger.batches(from: firstBatch)
         while let batch = try reader.next() {
             guard batch.kind == .entries else {
                 result.lastBatch = batch.number
@@ -90,11 +114,12 @@ public enum LedgerReplay {
     }
 
     /// Opens the ledger under `dataDirectory` (taking its lock: not while `drawdown run`
-    /// has it open), reads the settings saved there, and rebuilds the engines.
+    /// has it open), reads the settings saved there, and rebuilds the engines from the newest
+    /// usable snapshot plus the batches after it.
     public static func rebuild(dataDirectory: String) throws -> Rebuilt {
         let ledger = try LedgerStore.open(dataDirectory: dataDirectory)
         let settings = try EngineSettings.load(dataDirectory: dataDirectory) ?? EngineSettings(config: EngineConfig(), priceBook: nil)
-        return try rebuild(ledger: ledger, settings: settings)
+        return try rebuild(ledger: ledger, snapshots: try SnapshotStore(dataDirectory: dataDirectory), settings: settings)
     }
 
     /// Calls `body` with every ledger entry from batch `fromBatch` on, in ledger order

@@ -98,10 +98,13 @@ public final class Pipeline: Sendable {
             logger.warning("ledger: cut a torn last record (a crash mid-write), \(report.bytesCut) bytes: \(torn)")
         }
         let published = try DataDirectoryFiles.readPublished(directory: config.dataDirectory)
-        let rebuilt = try LedgerReplay.rebuild(ledger: ledger, settings: config.settings, outputsAfterBatch: published)
+        let snapshots = try SnapshotStore(dataDirectory: config.dataDirectory, limits: config.ledgerLimits, io: io)
+        let rebuilt = try LedgerReplay.rebuild(
+            ledger: ledger, snapshots: snapshots, settings: config.settings, outputsAfterBatch: published)
+        for skipped in rebuilt.skippedSnapshots { logger.warning("snapshot skipped: \(skipped)") }
         summary.recoveredBatches = rebuilt.batchesReplayed
         logger.info(
-            "recovered: \(report.segmentCount) segment(s), \(rebuilt.batchesReplayed) batch(es), \(rebuilt.recordsReplayed) record(s) replayed, \(rebuilt.engines.count) partition(s), last batch \(rebuilt.lastBatch), published through \(published)"
+            "recovered: \(report.segmentCount) segment(s), snapshot \(rebuilt.snapshotBatch.map { "through batch \($0)" } ?? "none"), \(rebuilt.batchesReplayed) batch(es), \(rebuilt.recordsReplayed) record(s) replayed, \(rebuilt.engines.count) partition(s), last batch \(rebuilt.lastBatch), published through \(published)"
         )
         // The replay matched under these settings: they are the ledger's from now on.
         try config.settings.save(dataDirectory: config.dataDirectory, io: io)
@@ -129,7 +132,7 @@ public final class Pipeline: Sendable {
         }
         let committer = Committer(
             config: config, logger: logger, ledger: ledger, producer: producer, consumer: consumer, shards: shards,
-            uncommitted: uncommitted)
+            uncommitted: uncommitted, snapshots: snapshots)
 
         // Outputs of durable batches that were never confirmed delivered: send them again.
         if rebuilt.lastBatch > published {
@@ -211,7 +214,9 @@ public final class Pipeline: Sendable {
             if let failure = committer.failure { throw PipelineError(failure) }
             if let fatal = consumer.fatalError { throw PipelineError("consumer: \(fatal)") }
 
-            let batch = consumer.consumeBatch(maxRecords: config.pollRecordsMax, timeoutMs: config.pollTimeoutMs)
+            // A poll never takes more than a ledger batch's worth, so batches stay near batchEventsMax.
+            let batch = consumer.consumeBatch(
+                maxRecords: min(config.pollRecordsMax, config.batchEventsMax), timeoutMs: config.pollTimeoutMs)
             if !batch.isEmpty {
                 var moved: [KafkaTopicPartition: Int64] = [:]
                 for i in batch.indices {

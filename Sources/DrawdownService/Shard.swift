@@ -6,6 +6,8 @@ import Synchronization
 /// What a shard hands the committer at a batch boundary.
 struct ShardTake {
     var sections: [PartitionSection] = []
+    /// The engines as of this take (copy-on-write copies), when asked for a snapshot.
+    var engines: [PartitionEngine] = []
     var outputs: [OutputRecord] = []
     var events = 0
 }
@@ -78,9 +80,10 @@ final class Shard: @unchecked Sendable {
     }
 
     /// Runs on `queue`: hands over everything applied since the last take.
-    func take() -> ShardTake {
+    func take(withEngines: Bool) -> ShardTake {
         dispatchPrecondition(condition: .onQueue(queue))
         var result = ShardTake()
+        if withEngines { result.engines = slots.map(\.engine) }
         for k in slots.indices where !slots[k].inputs.isEmpty {
             result.sections.append(PartitionSection(partition: slots[k].engine.partition, inputs: slots[k].inputs, entries: slots[k].entries))
             result.events += slots[k].inputs.count
@@ -92,12 +95,6 @@ final class Shard: @unchecked Sendable {
         pendingEvents.subtract(result.events, ordering: .relaxed)
         uncommitted.value.subtract(result.events, ordering: .relaxed)
         return result
-    }
-
-    /// Runs on `queue`: the engines (for snapshots and the final state).
-    func engines() -> [PartitionEngine] {
-        dispatchPrecondition(condition: .onQueue(queue))
-        return slots.map(\.engine).sorted { $0.partition < $1.partition }
     }
 }
 

@@ -121,12 +121,14 @@ struct RunPipelineTests {
         let records = Workload.records(WorkloadSpec(seed: 9, customers: 500, messages: 30_000))
 
         try RunSupport.produce(Array(records[..<18_000]), topic: "usage", bootstrap: broker.bootstrapServers)
-        _ = try runToEnd(broker, dataDir: dir + "/data", prices: prices, extra: ["--batch-max", "1000"])
+        _ = try runToEnd(broker, dataDir: dir + "/data", prices: prices, extra: ["--batch-max", "1000", "--snapshot-every", "3"])
+        #expect(FileManager.default.fileExists(atPath: dir + "/data/snapshots"))
         let first = try RunSupport.ledgerEntries(dataDirectory: dir + "/data")
 
         try RunSupport.produce(Array(records[18_000...]), topic: "usage", bootstrap: broker.bootstrapServers)
         let second = try runToEnd(broker, dataDir: dir + "/data", prices: prices, extra: ["--shards", "3"])
         #expect(second.stderr.contains("recovered:"))
+        #expect(second.stderr.contains("snapshot through batch"), "the restart starts from a snapshot:\n\(second.stderr)")
         #expect(!second.stderr.contains("re-sent"), "a clean stop leaves nothing unpublished")
 
         let input = try RunSupport.drain(topic: "usage", partitions: Self.partitions, bootstrap: broker.bootstrapServers)
@@ -138,9 +140,12 @@ struct RunPipelineTests {
             #expect(got == (expected.entries[p] ?? []), "partition \(p): entries differ from drawdown process over all its records")
             #expect(Array(got.prefix(first[p]?.count ?? 0)) == (first[p] ?? []), "partition \(p): the first run's entries changed")
         }
-        // A third run with nothing new writes no batch.
+        // With the published marker gone, it sends every batch's outputs again (consumers
+        // dedupe by partition and seq) and still writes nothing new.
         let lastBatch = try LedgerStore.open(dataDirectory: dir + "/data").lastBatchNumber  // closed again at once
-        _ = try runToEnd(broker, dataDir: dir + "/data", prices: prices)
+        try FileManager.default.removeItem(atPath: dir + "/data/published")
+        let third = try runToEnd(broker, dataDir: dir + "/data", prices: prices)
+        #expect(third.stderr.contains("re-sent"))
         let after = try LedgerStore.open(dataDirectory: dir + "/data")
         #expect(after.lastBatchNumber == lastBatch)
         try checkBalanceChanges(broker, ledger: ledger)
