@@ -18,6 +18,8 @@ struct LedgerFixture {
     /// Where each batch's record lies: segment file, start and end byte.
     var records: [(batch: UInt64, file: String, start: Int64, end: Int64)] = []
     var batches: [LedgerBatch] = []
+    /// The state document of the engines after the last batch.
+    var state: [UInt8] = []
 
     /// The partition a customer's records go to (any stable function will do here).
     static func partition(of customer: String, partitions: Int32) -> Int32 {
@@ -77,6 +79,7 @@ struct LedgerFixture {
                 }
             }
         }
+        state = StateDocument.render(engines)
     }
 
     /// Appends `batch` and notes where its record landed.
