@@ -130,7 +130,7 @@ extension PartitionEngine {
                 slot.exhausted = try r.byte() != 0
                 customer.currencies.append(slot)
             }
-            customerIndex[customer.id] = Int32(index)
+            customerIndex[CustomerKey(customer.id)] = Int32(index)
             customers.append(customer)
         }
 

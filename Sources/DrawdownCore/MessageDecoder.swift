@@ -45,24 +45,23 @@ public struct MessageDecoder: Sendable {
             }
         }
 
+        /// Matches a decoded key without allocating: first byte, then the full name.
         static func lookup(_ key: UnsafeBufferPointer<UInt8>) -> Field? {
             guard key.count >= 2, key.count <= 12 else { return nil }
-            let candidates: [Field]
+            @inline(__always) func match(_ field: Field) -> Field? { equal(key, field.name) ? field : nil }
             switch key[0] {
-            case UInt8(ascii: "t"): candidates = [.type, .timestamp]
-            case UInt8(ascii: "i"): candidates = [.id]
-            case UInt8(ascii: "c"): candidates = [.customer, .cost, .currency, .category]
-            case UInt8(ascii: "m"): candidates = [.meter, .meters]
-            case UInt8(ascii: "q"): candidates = [.quantity]
-            case UInt8(ascii: "p"): candidates = [.properties, .priority]
-            case UInt8(ascii: "a"): candidates = [.amount]
-            case UInt8(ascii: "e"): candidates = [.effectiveAt, .expiresAt]
-            case UInt8(ascii: "g"): candidates = [.grant]
-            case UInt8(ascii: "l"): candidates = [.levels]
+            case UInt8(ascii: "t"): return match(.type) ?? match(.timestamp)
+            case UInt8(ascii: "i"): return match(.id)
+            case UInt8(ascii: "c"): return match(.customer) ?? match(.cost) ?? match(.currency) ?? match(.category)
+            case UInt8(ascii: "m"): return match(.meter) ?? match(.meters)
+            case UInt8(ascii: "q"): return match(.quantity)
+            case UInt8(ascii: "p"): return match(.properties) ?? match(.priority)
+            case UInt8(ascii: "a"): return match(.amount)
+            case UInt8(ascii: "e"): return match(.effectiveAt) ?? match(.expiresAt)
+            case UInt8(ascii: "g"): return match(.grant)
+            case UInt8(ascii: "l"): return match(.levels)
             default: return nil
             }
-            for field in candidates where equal(key, field.name) { return field }
-            return nil
         }
     }
 

@@ -34,7 +34,7 @@ public struct PartitionEngine: Sendable {
 
     // Customers and grants, indexed by dense per-partition numbers.
     var customers: [CustomerRecord] = []
-    var customerIndex: [String: Int32] = [:]
+    var customerIndex: [CustomerKey: Int32] = [:]
     var grants: [GrantRecord] = []
     var grantIndex: [GrantKey: Int32] = [:]
     /// Grants that may expire, by (expires_at, apply order): the idle-customer sweep.
@@ -87,8 +87,9 @@ public struct PartitionEngine: Sendable {
     /// duplicate (and `conflict`), then references (`unknown_grant`).
     public mutating func apply(_ message: Message) -> Outcome {
         let t = message.timestamp.nanos
-        let existingCustomer = customerIndex[message.customer]
-        let fingerprint = KeyFingerprint(customer: message.customer, id: message.id)
+        let customerKey = CustomerKey(message.customer)
+        let existingCustomer = customerIndex[customerKey]
+        let fingerprint = KeyFingerprint(customer: customerKey, id: message.id)
 
         if let c = existingCustomer {
             let watermark = customers[Int(c)].watermark
@@ -119,7 +120,7 @@ public struct PartitionEngine: Sendable {
         }
 
         // Accepted: move the watermarks, write what became due, then apply.
-        let c = existingCustomer ?? addCustomer(message.customer)
+        let c = existingCustomer ?? addCustomer(customerKey)
         touched.removeAll(keepingCapacity: true)
         let newCustomerWatermark = max(customers[Int(c)].watermark, t)
         let newPartitionWatermark = max(partitionWatermark, t)
@@ -149,10 +150,10 @@ public struct PartitionEngine: Sendable {
         return .applied
     }
 
-    private mutating func addCustomer(_ id: String) -> Int32 {
+    private mutating func addCustomer(_ key: CustomerKey) -> Int32 {
         let index = Int32(customers.count)
-        customers.append(CustomerRecord(id: id))
-        customerIndex[id] = index
+        customers.append(CustomerRecord(id: key.id))
+        customerIndex[key] = index
         return index
     }
 
@@ -172,11 +173,11 @@ public struct PartitionEngine: Sendable {
         timestamp: EventTime
     ) -> UInt64 {
         lastSeq += 1
-        let record = customers[Int(c)]
         entries.append(
             LedgerEntry(
-                seq: lastSeq, type: type, customer: record.id, currency: record.currencies[Int(k)].currency, grant: grant,
-                amount: amount, source: source, timestamp: timestamp, balance: record.currencies[Int(k)].available))
+                seq: lastSeq, type: type, customer: customers[Int(c)].id,
+                currency: customers[Int(c)].currencies[Int(k)].currency, grant: grant, amount: amount, source: source,
+                timestamp: timestamp, balance: customers[Int(c)].currencies[Int(k)].available))
         touch(c, k)
         return lastSeq
     }
@@ -251,15 +252,16 @@ public struct PartitionEngine: Sendable {
         guard left.isPositive else { return }
         let t = message.timestamp.nanos
         for g in customers[Int(c)].drawOrder {
-            let grant = grants[Int(g)]
-            guard grant.currencySlot == k, grant.status == .active, grant.remaining.isPositive,
-                grant.effectiveAt.nanos <= t, grant.pays(for: usage.meter)
+            let gi = Int(g)
+            // Fields are read in place: copying a GrantRecord costs a handful of retains.
+            guard grants[gi].currencySlot == k, grants[gi].status == .active, grants[gi].remaining.isPositive,
+                grants[gi].terms.effectiveAt.nanos <= t, grants[gi].pays(for: usage.meter)
             else { continue }
-            let drawn = min(grant.remaining, left)
-            grants[Int(g)].remaining -= drawn
+            let drawn = min(grants[gi].remaining, left)
+            grants[gi].remaining -= drawn
             customers[Int(c)].currencies[Int(k)].available -= drawn
             left -= drawn
-            write(.draw, customer: c, currency: k, grant: grant.id, amount: -drawn, source: message.id, timestamp: message.timestamp)
+            write(.draw, customer: c, currency: k, grant: grants[gi].id, amount: -drawn, source: message.id, timestamp: message.timestamp)
             if left.isZero { return }
         }
         customers[Int(c)].currencies[Int(k)].overage += left
@@ -315,6 +317,10 @@ public struct PartitionEngine: Sendable {
 
     private mutating func evaluateAlerts(message: Message) {
         for (c, k) in touched {
+            if customers[Int(c)].currencies[Int(k)].levels.isEmpty {
+                if customers[Int(c)].currencies[Int(k)].available.isPositive { customers[Int(c)].currencies[Int(k)].exhausted = false }
+                continue
+            }
             var slot = customers[Int(c)].currencies[Int(k)]
             let available = slot.available
             if available.isPositive { slot.exhausted = false }
@@ -336,6 +342,23 @@ public struct PartitionEngine: Sendable {
 }
 
 // MARK: - State records
+
+/// A customer id with its stable hash computed once: dictionary lookups hash 8 bytes
+/// instead of the string, and the idempotency fingerprint reuses the hash.
+struct CustomerKey: Hashable, Sendable {
+    static let seed: UInt64 = 0x1234_5678
+    let id: String
+    let hash: UInt64
+
+    init(_ id: String) {
+        self.id = id
+        self.hash = StableHash.hash(id, seed: CustomerKey.seed)
+    }
+
+
+    static func == (a: CustomerKey, b: CustomerKey) -> Bool { a.hash == b.hash && a.id == b.id }
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+}
 
 struct GrantKey: Hashable, Sendable {
     var customer: Int32
@@ -502,7 +525,7 @@ public struct CurrencyBalance: Sendable, Equatable {
 extension PartitionEngine {
     /// The customer's balances, by currency in byte order; empty for an unknown customer.
     public func balances(customer: String) -> [CurrencyBalance] {
-        guard let c = customerIndex[customer] else { return [] }
+        guard let c = customerIndex[CustomerKey(customer)] else { return [] }
         return customers[Int(c)].currencies
             .map { CurrencyBalance(currency: $0.currency, available: $0.available, overage: $0.overage) }
             .sorted { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }

@@ -68,9 +68,19 @@ public struct KeyFingerprint: Hashable, Sendable {
     }
 
     public init(customer: String, id: String) {
-        let c0 = StableHash.hash(customer, seed: 0x1234_5678)
+        self.init(customerHash: StableHash.hash(customer, seed: 0x1234_5678), customer: customer, id: id)
+    }
+
+    /// `customerHash` is the customer's hash with seed 0x12345678 (already computed by the caller).
+    init(customerHash c0: UInt64, customer: String, id: String) {
         let c1 = StableHash.hash(customer, seed: 0x9abc_def0)
         low = StableHash.hash(id, seed: c0)
         high = StableHash.hash(id, seed: c1 ^ 0x5555_5555_5555_5555)
+    }
+}
+
+extension KeyFingerprint {
+    init(customer: CustomerKey, id: String) {
+        self.init(customerHash: customer.hash, customer: customer.id, id: id)
     }
 }
