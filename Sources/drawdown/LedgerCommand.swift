@@ -45,6 +45,7 @@ struct LedgerPrintCommand: ParsableCommand {
         var line: [UInt8] = []
         line.reserveCapacity(1 << 16)
         while let batch = try reader.next() {
+            if batch.kind == .marker && batch.payload.isEmpty { continue }
             let payload: BatchPayload
             do {
                 payload = try BatchPayload.decode(batch.payload)
@@ -310,6 +311,8 @@ struct LedgerAuditor {
             for (key, offset) in covered { nextOffsets[key] = max(nextOffsets[key] ?? offset, offset) }
         }
 
+        // A marker batch (kind 3) may carry no payload at all.
+        if batch.kind == .marker && batch.payload.isEmpty { return }
         let payload: BatchPayload
         do {
             payload = try BatchPayload.decode(batch.payload)

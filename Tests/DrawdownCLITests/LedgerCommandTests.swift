@@ -50,11 +50,18 @@ import Testing
         let dir = try TemporaryDirectory("ledger-verify")
         defer { dir.cleanup() }
         let fixture = try LedgerFixture(directory: dir.url, spec: Self.spec(seed: 11), partitions: 3)
+        // A marker batch (no entries, no payload) at the end is sound too.
+        do {
+            let store = try LedgerStore.open(dataDirectory: dir.url.path)
+            try store.append(LedgerBatch(number: store.lastBatchNumber + 1, previousHash: store.lastHash, kind: .marker))
+        }
         let result = try drawdown(["ledger", "verify", "--data-dir", dir.url.path])
         #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
         let out = lines(result.stdoutText)
         #expect(out.count == 1)
-        #expect(out.first?.hasPrefix("ledger ok: \(fixture.batches.count) batches") == true, "\(out)")
+        #expect(out.first?.hasPrefix("ledger ok: \(fixture.batches.count + 1) batches") == true, "\(out)")
+        let printed = try drawdown(["ledger", "--data-dir", dir.url.path])
+        #expect(lines(printed.stdoutText) == fixture.expectedLines)
     }
 
     @Test func tornLastRecordIsReportedThenRecoveredUpToThePreviousBatch() throws {
