@@ -66,7 +66,10 @@ let package = Package(
         .testTarget(name: "DrawdownLedgerTests", dependencies: ["DrawdownLedger", "DrawdownTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DrawdownServiceTests",
-            dependencies: ["DrawdownService", "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownTestSupport"],
+            dependencies: [
+                "DrawdownService", "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         // End-to-end tests that run the built `drawdown` binary.
         .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownLedger", "DrawdownKafka", "DrawdownTestSupport"], swiftSettings: strict),

@@ -57,9 +57,12 @@ struct RunPipelineTests {
         try RunSupport.produce(Workload.records(spec), topic: "usage", bootstrap: broker.bootstrapServers)
 
         let started = Date()
-        _ = try runToEnd(broker, dataDir: dir + "/data", prices: prices, extra: ["--shards", "2"])
+        let run = try runToEnd(broker, dataDir: dir + "/data", prices: prices, extra: ["--shards", "2"])
         let seconds = Date().timeIntervalSince(started)
         print("drawdown run: 100000 records in \(String(format: "%.2f", seconds)) s (process start, recovery and group join included)")
+        for line in run.stderr.split(separator: "\n") where line.contains("assigned") || line.contains("stopped") || line.contains("at its end") {
+            print("  " + line.prefix(160))
+        }
 
         let input = try RunSupport.drain(topic: "usage", partitions: Self.partitions, bootstrap: broker.bootstrapServers)
         #expect(input.values.reduce(0) { $0 + $1.count } == spec.messages)
