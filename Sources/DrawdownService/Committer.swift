@@ -92,6 +92,7 @@ final class Committer: @unchecked Sendable {
         var outputs: [OutputRecord] = []
         var events = 0
         var engines: [PartitionEngine] = []
+        var progress = BatchProgress()
         let snapshotDue = config.snapshotEveryBatches > 0 && batchesSinceSnapshot + 1 >= config.snapshotEveryBatches
         for shard in shards {
             let take = shard.queue.sync { shard.take(withEngines: snapshotDue) }
@@ -99,6 +100,9 @@ final class Committer: @unchecked Sendable {
             sections.append(contentsOf: take.sections)
             outputs.append(contentsOf: take.outputs)
             events += take.events
+            progress.applied += take.applied
+            progress.duplicates += take.duplicates
+            progress.rejected += take.rejected
         }
         guard events > 0 else { return }
         sections.sort { $0.partition < $1.partition }
@@ -135,6 +139,13 @@ final class Committer: @unchecked Sendable {
         // Durable: now its outputs may leave, then the offsets.
         try publish(outputs)
         try DataDirectoryFiles.writePublished(number, directory: config.dataDirectory, io: config.storageIO)
+        if let report = config.batchPublished {
+            progress.batch = number
+            progress.records = events
+            progress.entries = sections.reduce(0) { $0 + $1.entries.count }
+            progress.deadLetters = outputs.reduce(0) { $0 + ($1.kind == .deadLetter ? 1 : 0) }
+            report(progress)
+        }
         do {
             try consumer.commit(next)
         } catch {

@@ -36,6 +36,8 @@ public struct PipelineConfig: Sendable {
     public var consumerProperties: [String: String] = [:]
     public var producerProperties: [String: String] = [:]
     public var storageIO: any StorageIO = POSIXStorageIO()
+    /// Called on the committer thread after each batch is durable and published.
+    public var batchPublished: (@Sendable (BatchProgress) -> Void)?
     public var ledgerLimits = LedgerLimits.default
 
     public init(brokers: String, topics: [String], dataDirectory: String, settings: EngineSettings, shards: Int) {
@@ -48,6 +50,21 @@ public struct PipelineConfig: Sendable {
 }
 
 /// Why the pipeline stopped with an error.
+/// What one published batch did, with the engines' running totals (for progress displays).
+public struct BatchProgress: Sendable {
+    public var batch: UInt64 = 0
+    /// Input records in this batch.
+    public var records = 0
+    public var entries = 0
+    public var deadLetters = 0
+    /// Running totals over every partition of this processor, since its state began.
+    public var applied: UInt64 = 0
+    public var duplicates: UInt64 = 0
+    public var rejected: UInt64 = 0
+
+    public init() {}
+}
+
 public struct PipelineError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }

@@ -10,6 +10,10 @@ struct ShardTake {
     var engines: [PartitionEngine] = []
     var outputs: [OutputRecord] = []
     var events = 0
+    /// Engine counters of this shard's partitions at the barrier (for progress reports).
+    var applied: UInt64 = 0
+    var duplicates: UInt64 = 0
+    var rejected: UInt64 = 0
 }
 
 /// One shard: a serial queue owning the engines of the partitions `p` with
@@ -84,6 +88,11 @@ final class Shard: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         var result = ShardTake()
         if withEngines { result.engines = slots.map(\.engine) }
+        for slot in slots {
+            result.applied += slot.engine.applied
+            result.duplicates += slot.engine.duplicates
+            result.rejected += slot.engine.rejected
+        }
         for k in slots.indices where !slots[k].inputs.isEmpty {
             result.sections.append(PartitionSection(partition: slots[k].engine.partition, inputs: slots[k].inputs, entries: slots[k].entries))
             result.events += slots[k].inputs.count

@@ -1,32 +1,46 @@
 import ArgumentParser
 import DrawdownCore
 import DrawdownKafka
+import DrawdownLedger
+import DrawdownService
 import Foundation
+import Logging
+import Synchronization
 
-/// `drawdown demo`: a dev broker in this process, a synthetic workload produced to it at a
-/// chosen rate, and the engine consuming it partition by partition, with live progress.
-///
-/// Preview: until `drawdown run` lands (durable ledger batches, checkpointed offsets,
-/// outputs to Kafka), the demo applies in memory and ends with a summary and balances.
+/// `drawdown demo` (what `make demo` runs): a dev broker in this process, a synthetic
+/// workload (customers, grants, retries, conflicting resends, a few malformed records)
+/// produced at a chosen rate, and the real pipeline of `drawdown run` — durable ledger
+/// batches under a local data directory — with live progress, then a summary, a
+/// `ledger verify` and a few customers' balances.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a synthetic workload through a local dev broker and the engine, with live progress.")
+        abstract: "Run a synthetic workload through a local dev broker and the processor, with live progress.")
 
     @Option(help: "Messages to produce.") var messages = 200_000
     @Option(help: "Distinct customers.") var customers = 5_000
     @Option(help: "Partitions of the usage topic.") var partitions: Int32 = 8
     @Option(help: "Messages per second to produce (0: as fast as possible).") var rate = 0
     @Option(help: "Workload seed (the same seed gives the same stream).") var seed: UInt64 = 1
+    @Option(name: .customLong("data-dir"), help: "Ledger directory (default: a new temporary directory).")
+    var dataDir: String?
 
-    /// Give up waiting for records this long after the producer finished.
-    static let idleSecondsMax: TimeInterval = 15
+    /// Give up waiting for the processor this long after the producer finished.
+    static let idleSecondsMax: TimeInterval = 60
 
     func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .notice
+            return handler
+        }
         let topic = "usage"
         let cluster = try KafkaMockCluster(brokers: 1)
         try cluster.createTopic(topic, partitions: partitions)
-        log("dev broker at \(cluster.bootstrapServers); topic \(topic) with \(partitions) partitions")
+        for output in ["balance-changes", "alerts", "drawdown.dead-letters"] { try cluster.createTopic(output, partitions: partitions) }
+        let directory = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("drawdown-demo-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        say("dev broker at \(cluster.bootstrapServers); topic \(topic) with \(partitions) partitions; ledger in \(directory)")
 
         var spec = WorkloadSpec(seed: seed, customers: customers, messages: messages)
         spec.malformedPer10k = 20
@@ -37,84 +51,80 @@ struct DemoCommand: ParsableCommand {
         }
         producerThread.start()
 
-        var config = KafkaConsumerConfig(bootstrapServers: cluster.bootstrapServers, groupID: "drawdown-demo")
-        config.autoOffsetReset = .earliest
-        let consumer = try KafkaConsumer(config: config)
-        try consumer.subscribe([topic])
+        let settings = try EngineSettings(config: EngineConfig(), priceBookJSON: Array(Workload.priceBookJSON.utf8))
+        var config = PipelineConfig(
+            brokers: cluster.bootstrapServers, topics: [topic], dataDirectory: directory, settings: settings,
+            shards: ProcessInfo.processInfo.activeProcessorCount)
+        config.groupID = "drawdown-demo"
+        let progress = Mutex(BatchProgress())
+        let recordsDone = Atomic<Int>(0)
+        config.batchPublished = { batch in
+            recordsDone.add(batch.records, ordering: .relaxed)
+            progress.withLock { $0 = batch }
+        }
+        let pipeline = Pipeline(config: config, logger: Logger(label: "drawdown.demo"))
+        let outcome = Mutex<Result<PipelineSummary, any Error>?>(nil)
+        let runner = Thread {
+            let result = Result { try pipeline.run() }
+            outcome.withLock { $0 = result }
+        }
+        runner.start()
 
-        var engines: [Int32: PartitionEngine] = [:]
-        var decoder = MessageDecoder(priceBook: Workload.priceBook)
-        var batch = KafkaRecordBatch()
-        var consumed = 0, entries = 0, conflicts = 0
         let start = Date()
-        var lastReport = start
-        var lastConsumed = 0
-        var lastProgress = start
-        while true {
-            consumer.consumeBatch(into: &batch, maxRecords: 10_000, timeoutMs: 100)
-            if !batch.isEmpty { lastProgress = Date() }
-            for record in batch {
-                consumed += 1
-                var engine = engines[record.partition] ?? PartitionEngine(partition: record.partition)
-                let value = Array(record.value ?? [])
-                let key = record.key.map { Array($0) }
-                let result = value.withUnsafeBufferPointer { v in
-                    key.map { k in k.withUnsafeBufferPointer { decoder.decode(v, key: $0) } } ?? decoder.decode(v)
-                }
-                switch result {
-                case .success(let message):
-                    if engine.apply(message) == .conflict { conflicts += 1 }
-                case .failure:
-                    engine.countRejected()
-                }
-                entries += engine.entries.count
-                engine.discardOutput()
-                engines[record.partition] = engine
-            }
+        var last = (time: start, records: 0)
+        var lastAdvance = start
+        while outcome.withLock({ $0 == nil }) {
+            Thread.sleep(forTimeInterval: 1)
             let now = Date()
-            if now.timeIntervalSince(lastReport) >= 1 {
-                let rateNow = Double(consumed - lastConsumed) / now.timeIntervalSince(lastReport)
-                let totals = engines.values.reduce(into: (0 as UInt64, 0 as UInt64)) { $0.0 += $1.duplicates; $0.1 += $1.rejected }
-                log(
-                    String(
-                        format: "%8d consumed  %8.0f events/s  lag %7d  %8d entries  %6d duplicates  %5d rejected",
-                        consumed, rateNow, produced.value - consumed, entries, totals.0, totals.1))
-                lastReport = now
-                lastConsumed = consumed
-            }
-            if produced.finished && consumed >= produced.value { break }
-            if produced.finished && Date().timeIntervalSince(lastProgress) > DemoCommand.idleSecondsMax {
-                log("no records for \(Int(DemoCommand.idleSecondsMax)) s: \(produced.value - consumed) produced records never arrived")
-                break
+            let done = recordsDone.load(ordering: .relaxed)
+            if done > last.records { lastAdvance = now }
+            let latest = progress.withLock { $0 }
+            say(
+                String(
+                    format: "%8d events  %8.0f events/s  lag %7d  batch %5d  %6d duplicates  %5d rejected",
+                    done, Double(done - last.records) / now.timeIntervalSince(last.time), produced.value - done,
+                    Int(latest.batch), Int(latest.duplicates), Int(latest.rejected)))
+            last = (now, done)
+            if produced.finished && done >= produced.value { pipeline.requestStop() }
+            if produced.finished && now.timeIntervalSince(lastAdvance) > DemoCommand.idleSecondsMax {
+                say("no progress for \(Int(DemoCommand.idleSecondsMax)) s: stopping")
+                pipeline.requestStop()
             }
         }
         producerThread.cancel()
-        try consumer.close()
+        let summary = try outcome.withLock { $0! }.get()
+        let latest = progress.withLock { $0 }
+        say(
+            "done: \(summary.recordsApplied) records in \(String(format: "%.1f", summary.seconds)) s, "
+                + "\(summary.batchesWritten) durable batches, \(summary.outputsPublished) outputs published")
+        say("applied \(latest.applied), duplicates caught \(latest.duplicates), rejected \(latest.rejected) (dead letters)")
 
-        let seconds = Date().timeIntervalSince(start)
-        let ordered = engines.keys.sorted().map { engines[$0]! }
-        let applied = ordered.reduce(0) { $0 + $1.applied }
-        let duplicates = ordered.reduce(0) { $0 + $1.duplicates }
-        let rejected = ordered.reduce(0) { $0 + $1.rejected }
-        log("done: \(consumed) records in \(String(format: "%.1f", seconds)) s (\(Int(Double(consumed) / seconds)) events/s)")
-        log("applied \(applied), duplicates caught \(duplicates) (\(conflicts) conflicting), rejected \(rejected), ledger entries \(entries)")
-        for engine in ordered.prefix(3) {
+        // The same check an operator runs: storage, chain and payload invariants.
+        let verify = Process()
+        verify.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        if !FileManager.default.isExecutableFile(atPath: verify.executableURL!.path) {
+            verify.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        }
+        verify.arguments = ["ledger", "verify", "--data-dir", directory]
+        try verify.run()
+        verify.waitUntilExit()
+
+        let rebuilt = try LedgerReplay.rebuild(dataDirectory: directory)
+        for engine in rebuilt.engines.prefix(3) {
             guard let customer = engine.customerIDs.first else { continue }
             let balances = engine.balances(customer: customer).map { "\($0.currency): available \($0.available), overage \($0.overage)" }
-            log("  \(customer) (partition \(engine.partition)): " + balances.joined(separator: "; "))
+            say("  \(customer) (partition \(engine.partition)): " + balances.joined(separator: "; "))
         }
+        if verify.terminationStatus != 0 { throw ExitCode(verify.terminationStatus) }
     }
 }
 
 /// How many records the producer thread has handed to the broker.
-final class ProducedCount: @unchecked Sendable {
-    // @unchecked Sendable: every access goes through `lock`.
-    private let lock = NSLock()
-    private var count = 0
-    private var done = false
-    var value: Int { lock.withLock { count } }
-    var finished: Bool { lock.withLock { done } }
-    func set(_ value: Int, finished: Bool) { lock.withLock { count = value; done = finished } }
+final class ProducedCount: Sendable {
+    private let state = Mutex((count: 0, finished: false))
+    var value: Int { state.withLock { $0.count } }
+    var finished: Bool { state.withLock { $0.finished } }
+    func set(_ value: Int, finished: Bool) { state.withLock { $0 = (value, finished) } }
 }
 
 private func produce(_ spec: WorkloadSpec, rate: Int, producer: KafkaProducer, topic: String, produced: ProducedCount) {
@@ -140,8 +150,7 @@ private func produce(_ spec: WorkloadSpec, rate: Int, producer: KafkaProducer, t
             try? producer.flush(timeoutMs: 30_000)
             produced.set(sent, finished: false)
             if rate > 0 {
-                let due = start.addingTimeInterval(Double(sent) / Double(rate))
-                let wait = due.timeIntervalSinceNow
+                let wait = start.addingTimeInterval(Double(sent) / Double(rate)).timeIntervalSinceNow
                 if wait > 0 { Thread.sleep(forTimeInterval: wait) }
             }
         }
@@ -150,6 +159,6 @@ private func produce(_ spec: WorkloadSpec, rate: Int, producer: KafkaProducer, t
     produced.set(sent, finished: true)
 }
 
-private func log(_ line: String) {
+private func say(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
