@@ -101,11 +101,14 @@ public struct KafkaError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Reads and destroys an `rd_kafka_error_t` (ownership passes to this call).
     init(consuming error: OpaquePointer, _ context: String) {
         defer { rd_kafka_error_destroy(error) }
+        let code = KafkaErrorCode(rd_kafka_error_code(error))
+        let fatal = rd_kafka_error_is_fatal(error) != 0
+        // librdkafka 2.0.2 does not flag `_QUEUE_FULL` from `rd_kafka_produceva` as retriable,
+        // though waiting for deliveries and sending again is exactly right: trust the code too.
         self.init(
-            code: KafkaErrorCode(rd_kafka_error_code(error)),
-            message: "\(context): \(String(cString: rd_kafka_error_string(error)))",
-            isRetriable: rd_kafka_error_is_retriable(error) != 0,
-            isFatal: rd_kafka_error_is_fatal(error) != 0)
+            code: code, message: "\(context): \(String(cString: rd_kafka_error_string(error)))",
+            isRetriable: !fatal && (rd_kafka_error_is_retriable(error) != 0 || code.isRetriableByCode),
+            isFatal: fatal)
     }
 
     /// Throws when `err` is not `NO_ERROR`.

@@ -1,3 +1,4 @@
+import DrawdownTestSupport
 import DrawdownKafka
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import DrawdownTestSupport
 import DrawdownKafka
 import Foundation
 
@@ -103,3 +104,6 @@ func unusedLoopbackPort() -> UInt16 {
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return UInt16(bigEndian: addr.sin_port)
 }
+
+/// The dev broker subprocess, shared with the other test targets.
+typealias DevBrokerProcess = TestDevBroker

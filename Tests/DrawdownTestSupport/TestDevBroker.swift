@@ -1,4 +1,4 @@
-// A shared copy of Tests/DrawdownKafkaTests/DevBrokerProcess.swift for every test target.
+// The built `drawdown dev-broker` as a subprocess, for every test target.
 import Foundation
 
 /// The built `drawdown dev-broker` running as a subprocess, with its control channel.
