@@ -60,7 +60,9 @@ let package = Package(
             swiftSettings: strict),
 
         // Shared by the test targets: locating the built binary, running subprocesses.
-        .target(name: "DrawdownTestSupport", path: "Tests/DrawdownTestSupport", swiftSettings: strict),
+        .target(
+            name: "DrawdownTestSupport", dependencies: ["DrawdownCore", "DrawdownKafka"], path: "Tests/DrawdownTestSupport",
+            swiftSettings: strict),
         .testTarget(name: "DrawdownCoreTests", dependencies: ["DrawdownCore", "DrawdownTestSupport"], swiftSettings: strict),
         .testTarget(name: "DrawdownKafkaTests", dependencies: ["DrawdownKafka", "DrawdownTestSupport", "CRdKafka"], swiftSettings: strict),
         .testTarget(name: "DrawdownLedgerTests", dependencies: ["DrawdownLedger", "DrawdownTestSupport"], swiftSettings: strict),

@@ -66,7 +66,7 @@ import Testing
         // group, holds the offsets.
         let crashed = dir.url.appendingPathComponent("crashed").path
         let crashLog = dir.url.appendingPathComponent("crashed.log").path
-        var random = SeededRandom(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let referenceBytes = RunHarness.ledgerBytes(dataDirectory: reference)
         var kills = 0, starts = 0
         var killedAt: [(phase: String, seconds: Double, ledgerBytes: Int64)] = []

@@ -11,27 +11,9 @@ enum RunHarness {
         init(_ description: String) { self.description = description }
     }
 
-    /// Produces `records` to `topic` keyed by customer (murmur2, SPEC §5); records without a
-    /// customer (malformed ones) go without a key. Throws unless every record is delivered.
+    /// Produces `records` to `topic` keyed by customer (see `WorkloadProducer`).
     static func produce(_ records: [(bytes: [UInt8], record: WorkloadRecord)], topic: String, bootstrap: String) throws {
-        let producer = try KafkaProducer(config: KafkaProducerConfig(bootstrapServers: bootstrap))
-        var failed = 0
-        for (i, r) in records.enumerated() {
-            let key = r.record.message.map { Array($0.customer.utf8) }
-            while true {
-                do {
-                    try producer.send(KafkaProducerRecord(topic: topic, key: key, value: r.bytes), token: UInt64(i))
-                    break
-                } catch {
-                    guard error.code == .queueFull else { throw error }
-                    failed += producer.poll(timeoutMs: 20).filter { !$0.succeeded }.count
-                }
-            }
-            if i % 5_000 == 4_999 { failed += producer.poll(timeoutMs: 0).filter { !$0.succeeded }.count }
-        }
-        try producer.flush(timeoutMs: 120_000)
-        failed += producer.takeReports().filter { !$0.succeeded }.count
-        if failed > 0 { throw Failure("\(failed) records not delivered") }
+        try WorkloadProducer.produce(records, topic: topic, bootstrap: bootstrap)
     }
 
     /// Low and high watermarks of every partition of `topic`.
@@ -152,21 +134,3 @@ enum RunHarness {
     }
 }
 
-/// A seeded generator for the campaign's kill instants (SplitMix64).
-struct SeededRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in `range`.
-    mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-        range.lowerBound + (range.upperBound - range.lowerBound) * Double(next() >> 11) / Double(1 << 53)
-    }
-}

@@ -1,3 +1,4 @@
+import DrawdownTestSupport
 import Testing
 @testable import DrawdownLedger
 

@@ -1,3 +1,4 @@
+import DrawdownTestSupport
 import Glibc
 import Testing
 @testable import DrawdownLedger

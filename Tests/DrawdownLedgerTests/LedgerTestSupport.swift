@@ -1,3 +1,4 @@
+import DrawdownTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -30,20 +31,6 @@ struct TempDirectory {
     }
 }
 
-/// SplitMix64: small, fast, and the same sequence everywhere for one seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The seed for randomized tests: `LEDGER_TEST_SEED` when set (to replay a failure), else fixed.
 func testSeed(_ fallback: UInt64) -> UInt64 {

@@ -26,26 +26,9 @@ enum RunSupport {
         return path
     }
 
-    /// Produces `records` to `topic`, keyed by customer (murmur2), in order; records without
-    /// a customer (malformed ones) go without a key.
+    /// Produces `records` to `topic`, keyed by customer (see `WorkloadProducer`).
     static func produce(_ records: [(bytes: [UInt8], record: WorkloadRecord)], topic: String, bootstrap: String) throws {
-        let producer = try KafkaProducer(config: KafkaProducerConfig(bootstrapServers: bootstrap))
-        var failed = 0
-        for (i, r) in records.enumerated() {
-            let key = r.record.message.map { Array($0.customer.utf8) }
-            while true {
-                do {
-                    try producer.send(KafkaProducerRecord(topic: topic, key: key, value: r.bytes), token: UInt64(i))
-                    break
-                } catch {
-                    failed += producer.poll(timeoutMs: 20).filter { !$0.succeeded }.count
-                }
-            }
-            if i % 5_000 == 4_999 { failed += producer.poll(timeoutMs: 0).filter { !$0.succeeded }.count }
-        }
-        try producer.flush(timeoutMs: 60_000)
-        failed += producer.takeReports().filter { !$0.succeeded }.count
-        if failed > 0 { throw TestFailure("\(failed) records not delivered") }
+        try WorkloadProducer.produce(records, topic: topic, bootstrap: bootstrap)
     }
 
     struct DrainedRecord {
