@@ -50,7 +50,7 @@ public struct PartitionEngine: Sendable {
     public internal(set) var rejected: UInt64 = 0
 
     /// Output of the messages applied since the last `takeOutput()`.
-    public private(set) var entries: [LedgerEntry] = []
+    public internal(set) var entries: [LedgerEntry] = []
     public private(set) var alerts: [Alert] = []
 
     // Scratch, reused per message.
