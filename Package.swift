@@ -21,6 +21,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        // Operating `drawdown run`: the HTTP API, Prometheus metrics, graceful lifecycle.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Tests only: parsing deploy/'s YAML.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian, through pkg-config.
@@ -52,10 +59,25 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict),
+        // `drawdown run --http`: balances, ledger pages, command intake, probes, metrics;
+        // the service lifecycle. Its own target so Hummingbird's build cost stays here.
+        .target(
+            name: "DrawdownHTTP",
+            dependencies: [
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "drawdown",
             dependencies: [
-                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService",
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService", "DrawdownHTTP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -77,5 +99,13 @@ let package = Package(
             swiftSettings: strict),
         // End-to-end tests that run the built `drawdown` binary.
         .testTarget(name: "DrawdownCLITests", dependencies: ["DrawdownCore", "DrawdownLedger", "DrawdownKafka", "DrawdownTestSupport"], swiftSettings: strict),
+        // `drawdown run --http` through the built binary and a dev broker; deploy/ files.
+        .testTarget(
+            name: "DrawdownOperationsTests",
+            dependencies: [
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService", "DrawdownTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
     ]
 )

@@ -9,7 +9,10 @@ public enum KafkaMetadata {
     public static func partitionCounts(
         bootstrapServers: String, properties: [String: String] = [:], timeoutMs: Int32 = 10_000
     ) throws(KafkaError) -> [String: Int32] {
-        var all: [(key: String, value: String)] = [("bootstrap.servers", bootstrapServers), ("client.id", "drawdown-metadata")]
+        // Quiet: a broker it cannot reach is reported by the error this throws, not on stderr.
+        var all: [(key: String, value: String)] = [
+            ("bootstrap.servers", bootstrapServers), ("client.id", "drawdown-metadata"), ("log_level", "0"),
+        ]
         for key in properties.keys.sorted() { all.append((key, properties[key]!)) }
         let conf = try RDKafkaConf(all)
         let handle = RDKafkaHandle(try conf.makeHandle(RD_KAFKA_PRODUCER))
