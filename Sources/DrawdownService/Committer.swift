@@ -4,67 +4,87 @@ import DrawdownKafka
 import DrawdownLedger
 import Foundation
 import Logging
+import Metrics
 import Synchronization
+
+/// What a run did so far, shared by the committer and the publisher.
+struct RunStats: Sendable {
+    var records = 0
+    var batches = 0
+    var outputs = 0
+    /// fdatasyncs of ledger appends plus fsyncs of `published` marker replacements.
+    var fsyncs = 0
+    var ledgerBytes: Int64 = 0
+    var produceErrors = 0
+    var durable = LatencyFigures()
+    var delivered = LatencyFigures()
+}
+
+/// `RunStats` shared by reference between the committer, the publisher and `Pipeline.run`.
+final class SharedRunStats: Sendable {
+    let value = Mutex(RunStats())
+}
 
 /// Closes ledger batches on its own thread: takes every shard's pending sections (a
 /// `queue.sync` barrier per shard), appends one `LedgerBatch` (pwrite + fdatasync), and only
-/// then publishes the batch's outputs, records "published through N", and commits the next
-/// offsets to Kafka. A storage error stops it for good before anything of that batch leaves.
+/// then hands the batch's outputs to the `Publisher`, which delivers them, records
+/// "published through N" and commits the offsets while the committer already closes the
+/// next batch. A storage error stops the committer for good before anything of that batch
+/// leaves.
 ///
-/// Every `snapshotEveryBatches` batches it also takes the engines at that same barrier and,
-/// once the batch is published, writes them as a snapshot (`SnapshotStore`).
+/// Every `snapshotEveryBatches` batches it also takes the engines at that same barrier; the
+/// publisher writes them as a snapshot once the batch is published (`SnapshotStore`).
 ///
-/// `@unchecked Sendable`: `batchesSinceSnapshot` is only touched on the committer thread;
-/// everything shared is an atomic, a `Mutex`, or a `Sendable` handle.
+/// `@unchecked Sendable`: `batchesSinceSnapshot` and `ledgerFiles` are only touched on the
+/// committer thread; everything shared is an atomic, a `Mutex`, or a `Sendable` handle.
 final class Committer: @unchecked Sendable {
-    struct Stats: Sendable {
-        var records = 0
-        var batches = 0
-        var outputs = 0
-    }
-
     let config: PipelineConfig
     let logger: Logger
     let ledger: LedgerStore
-    let producer: KafkaProducer
-    let consumer: KafkaConsumer
     let shards: [Shard]
     let uncommitted: SharedCounter
-    let snapshots: SnapshotStore
-    let stats = Mutex(Stats())
+    let publisher: Publisher
+    let metrics: PipelineMetrics
+    let stats: SharedRunStats
     private var batchesSinceSnapshot = 0
+    private var ledgerFiles = LedgerFileSizes()
+    /// The engines' applied and duplicate counts at the last barrier (metrics count the increase).
+    private var lastTotals: (applied: UInt64, duplicates: UInt64)
     private let stopping = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     private let failureMessage = Mutex<String?>(nil)
 
     init(
-        config: PipelineConfig, logger: Logger, ledger: LedgerStore, producer: KafkaProducer, consumer: KafkaConsumer,
-        shards: [Shard], uncommitted: SharedCounter, snapshots: SnapshotStore
+        config: PipelineConfig, logger: Logger, ledger: LedgerStore, shards: [Shard], uncommitted: SharedCounter,
+        publisher: Publisher, metrics: PipelineMetrics, stats: SharedRunStats, recovered: [PartitionEngine]
     ) {
-        self.snapshots = snapshots
+        lastTotals = (recovered.reduce(0) { $0 + $1.applied }, recovered.reduce(0) { $0 + $1.duplicates })
         self.config = config
         self.logger = logger
         self.ledger = ledger
-        self.producer = producer
-        self.consumer = consumer
         self.shards = shards
         self.uncommitted = uncommitted
+        self.publisher = publisher
+        self.metrics = metrics
+        self.stats = stats
+        ledgerFiles.refresh(ledger.ledgerDirectory)
     }
 
-    /// Why the committer stopped, if it failed.
-    var failure: String? { failureMessage.withLock { $0 } }
+    /// Why the committer or the publisher stopped, if one failed.
+    var failure: String? { failureMessage.withLock { $0 } ?? publisher.failure }
 
     /// The committer thread's body.
     func runLoop() {
         var lastClose = DispatchTime.now().uptimeNanoseconds
         let intervalNanos = UInt64(max(1, config.batchIntervalMs)) * 1_000_000
         while true {
+            if publisher.failure != nil { break }
             let finishing = stopping.load(ordering: .acquiring)
             let waiting = uncommitted.value.load(ordering: .relaxed)
             let now = DispatchTime.now().uptimeNanoseconds
             let due = finishing || waiting >= config.batchEventsMax || (waiting > 0 && now - lastClose >= intervalNanos)
             if !due {
-                usleep(500)
+                usleep(200)
                 continue
             }
             do {
@@ -80,29 +100,40 @@ final class Committer: @unchecked Sendable {
         done.signal()
     }
 
-    /// Called by the poll thread after its last hand-off: one last batch, then the thread ends.
+    /// Called by the poll thread after its last hand-off: one last batch, then the thread
+    /// ends; then every durable batch's outputs are delivered and the producer flushed.
     func finish() {
         stopping.store(true, ordering: .releasing)
         done.wait()
+        publisher.finish()
     }
 
-    /// One batch: barrier, append, publish, mark published, commit offsets.
+    /// One batch: barrier, append, hand over to the publisher.
     private func closeBatch() throws {
         var sections: [PartitionSection] = []
         var outputs: [OutputRecord] = []
         var events = 0
         var engines: [PartitionEngine] = []
+        var views: [ProcessorStatus.DurableCustomer] = []
+        var handOffs: [HandOff] = []
+        var rejects = RecordApplier.RejectCounts()
         var progress = BatchProgress()
         let snapshotDue = config.snapshotEveryBatches > 0 && batchesSinceSnapshot + 1 >= config.snapshotEveryBatches
         for shard in shards {
             let take = shard.queue.sync { shard.take(withEngines: snapshotDue) }
             engines.append(contentsOf: take.engines)
             sections.append(contentsOf: take.sections)
-            outputs.append(contentsOf: take.outputs)
+            if outputs.isEmpty { outputs = take.outputs } else { outputs.append(contentsOf: take.outputs) }
+            views.append(contentsOf: take.views)
+            handOffs.append(contentsOf: take.handOffs)
+            rejects.add(take.rejectsByReason)
             events += take.events
             progress.applied += take.applied
             progress.duplicates += take.duplicates
             progress.rejected += take.rejected
+        }
+        for (s, shard) in shards.enumerated() {
+            metrics.shardQueueDepth[s].record(shard.pendingEvents.load(ordering: .relaxed))
         }
         guard events > 0 else { return }
         sections.sort { $0.partition < $1.partition }
@@ -130,88 +161,64 @@ final class Committer: @unchecked Sendable {
             number: number, previousHash: ledger.lastHash, kind: .entries, positions: positions, sequenceRanges: ranges,
             eventTime: minTime <= maxTime ? EventTimeRange(minNanos: minTime, maxNanos: maxTime) : nil,
             payload: BatchPayload(sections: sections).encode())
+        let appendStarted = DispatchTime.now().uptimeNanoseconds
         let hash = try ledger.append(batch)
-        stats.withLock {
+        let durableAt = DispatchTime.now().uptimeNanoseconds
+
+        // Durable. Bookkeeping, then the outputs may leave (on the publisher thread).
+        let bytes = ledgerFiles.refresh(ledger.ledgerDirectory)
+        stats.value.withLock {
             $0.records += events
             $0.batches += 1
+            $0.fsyncs += 1
+            $0.ledgerBytes += bytes
+            $0.durable.add(handOffs, at: durableAt)
+        }
+        metrics.ledgerFsync.recordNanoseconds(Int64(durableAt - appendStarted))
+        metrics.ledgerBatches.increment()
+        if bytes > 0 { metrics.ledgerBytes.increment(by: Int(bytes)) }
+        metrics.batchRecords.record(events)
+        metrics.recordsApplied.increment(by: Int(progress.applied - min(progress.applied, lastTotals.applied)))
+        metrics.duplicates.increment(by: Int(progress.duplicates - min(progress.duplicates, lastTotals.duplicates)))
+        lastTotals = (progress.applied, progress.duplicates)
+        metrics.record(rejects: rejects)
+        if let status = config.status {
+            for i in views.indices { views[i].batch = number }
+            status.recordDurable(batch: number, customers: views)
         }
 
-        // Durable: now its outputs may leave, then the offsets.
-        try publish(outputs)
-        try DataDirectoryFiles.writePublished(number, directory: config.dataDirectory, io: config.storageIO)
-        if let report = config.batchPublished {
-            progress.batch = number
-            progress.records = events
-            progress.entries = sections.reduce(0) { $0 + $1.entries.count }
-            progress.deadLetters = outputs.reduce(0) { $0 + ($1.kind == .deadLetter ? 1 : 0) }
-            report(progress)
-        }
-        do {
-            try consumer.commit(next)
-        } catch {
-            logger.debug("offset commit failed (advisory; the ledger holds the offsets): \(error)")
-        }
+        progress.batch = number
+        progress.records = events
+        progress.entries = sections.reduce(0) { $0 + $1.entries.count }
+        progress.deadLetters = outputs.reduce(0) { $0 + ($1.kind == .deadLetter ? 1 : 0) }
         batchesSinceSnapshot += 1
+        var snapshot: Publisher.Snapshot?
         if snapshotDue {
             batchesSinceSnapshot = 0
-            do {
-                let file = try snapshots.write(EngineSnapshots.encode(engines), coversThroughBatch: number, chainHash: hash)
-                logger.debug("snapshot of \(engines.count) partition(s) through batch \(number): \(file)")
-            } catch {
-                // The ledger is durable without it; the next snapshot (or a longer replay) covers it.
-                logger.warning("snapshot through batch \(number) failed: \(error)")
-            }
+            snapshot = Publisher.Snapshot(engines: engines, chainHash: hash)
         }
+        publisher.enqueue(
+            Publisher.Job(
+                number: number, outputs: outputs, offsets: next, progress: progress, snapshot: snapshot, handOffs: handOffs))
     }
+}
 
-    /// Sends `outputs` with the idempotent producer and waits until every one is confirmed
-    /// delivered; records whose delivery failed are sent again.
-    func publish(_ outputs: [OutputRecord]) throws {
-        guard !outputs.isEmpty else { return }
-        var pending = Array(outputs.indices)
-        var round = 0
-        while !pending.isEmpty {
-            round += 1
-            for i in pending {
-                let output = outputs[i]
-                let topic: String =
-                    switch output.kind {
-                    case .balanceChange: config.balanceTopic
-                    case .alert: config.alertTopic
-                    case .deadLetter: config.deadLetterTopic
-                    }
-                let record = KafkaProducerRecord(topic: topic, key: output.key, value: output.value, headers: output.headers)
-                while true {
-                    do {
-                        try producer.send(record, token: UInt64(i))
-                        break
-                    } catch {
-                        guard error.code == .queueFull || error.isRetriable else {
-                            throw PipelineError("producing to \(topic): \(error)")
-                        }
-                        _ = producer.poll(timeoutMs: 10)  // the client's queue is full: let deliveries drain
-                    }
-                }
+/// The ledger directory's segment file sizes, to count the bytes each append wrote (the
+/// store does not report them). One directory listing per batch.
+struct LedgerFileSizes {
+    private var total: Int64 = 0
+
+    /// Re-reads the sizes; returns how many bytes were added since the last call.
+    @discardableResult
+    mutating func refresh(_ directory: String) -> Int64 {
+        let fm = FileManager.default
+        var sum: Int64 = 0
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+            if let size = (try? fm.attributesOfItem(atPath: directory + "/" + name))?[.size] as? NSNumber {
+                sum += size.int64Value
             }
-            while true {
-                do {
-                    try producer.flush(timeoutMs: 10_000)
-                    break
-                } catch {
-                    logger.warning("waiting for delivery of \(producer.outstandingCount) output record(s): \(error)")
-                }
-            }
-            let reports = producer.takeReports()
-            var failed: [Int] = []
-            for report in reports where !report.succeeded { failed.append(Int(report.token)) }
-            if !failed.isEmpty {
-                logger.warning(
-                    "\(failed.count) output record(s) not delivered (\(reports.first { !$0.succeeded }?.error.map { "\($0)" } ?? "?")); sending them again (round \(round))"
-                )
-                usleep(100_000)
-            }
-            pending = failed.sorted()
         }
-        stats.withLock { $0.outputs += outputs.count }
+        defer { total = sum }
+        return max(0, sum - total)
     }
 }

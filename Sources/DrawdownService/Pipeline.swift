@@ -5,6 +5,7 @@ import DrawdownKafka
 import DrawdownLedger
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// Everything `drawdown run` can be told. Limits end in `Max`, times in their unit.
@@ -36,9 +37,22 @@ public struct PipelineConfig: Sendable {
     public var consumerProperties: [String: String] = [:]
     public var producerProperties: [String: String] = [:]
     public var storageIO: any StorageIO = POSIXStorageIO()
-    /// Called on the committer thread after each batch is durable and published.
+    /// Called on the publisher thread after each batch is durable and published.
     public var batchPublished: (@Sendable (BatchProgress) -> Void)?
     public var ledgerLimits = LedgerLimits.default
+    /// When set, the pipeline keeps it current: phase, assigned partitions, and every
+    /// customer's balances as of the last durable batch (nil: none of that work is done).
+    public var status: ProcessorStatus?
+    /// Durable batches whose outputs may be in delivery at once while the committer closes
+    /// the next one; beyond that the committer waits (and consumption with it). Also bounds
+    /// what a crash leaves to re-send on restart: the outputs of these batches.
+    public var publishBatchesInFlightMax = 2
+    /// Offsets of published batches are committed to Kafka at most this often (each commit
+    /// is a synchronous round trip; they are advisory), and once more at the end.
+    public var offsetCommitIntervalMs = 1_000
+    /// Where the metrics (`MetricNames`) go; nil: the process's bootstrapped
+    /// `MetricsSystem.factory` (no-ops unless something bootstrapped it).
+    public var metricsFactory: (any MetricsFactory)?
 
     public init(brokers: String, topics: [String], dataDirectory: String, settings: EngineSettings, shards: Int) {
         self.brokers = brokers
@@ -78,6 +92,19 @@ public struct PipelineSummary: Sendable {
     public var recoveredBatches = 0
     public var republished = 0
     public var seconds = 0.0
+    /// Seconds from start until recovery was done (ledger opened, state rebuilt, unpublished
+    /// outputs re-sent).
+    public var recoverySeconds = 0.0
+    /// Ledger fdatasyncs plus `published` marker fsyncs.
+    public var fsyncs = 0
+    /// Bytes appended to the ledger's segment files.
+    public var ledgerBytes: Int64 = 0
+    /// Output records whose delivery failed and were sent again.
+    public var produceErrors = 0
+    /// Per record: from hand-off to a shard until its batch was durable.
+    public var consumeToDurable = LatencyFigures()
+    /// Per record: from hand-off to a shard until every output of its batch was delivered.
+    public var consumeToDelivered = LatencyFigures()
 }
 
 /// The main job (`drawdown run`): one poll thread owns the consumer and hands each consumed
@@ -105,8 +132,23 @@ public final class Pipeline: Sendable {
     @discardableResult
     public func run() throws -> PipelineSummary {
         let started = DispatchTime.now().uptimeNanoseconds
+        let status = config.status
+        status?.setPhase(.recovering)
+        do {
+            let summary = try runRecovered(started: started)
+            status?.setPhase(.stopped)
+            return summary
+        } catch {
+            status?.setPhase(.failed)
+            throw error
+        }
+    }
+
+    private func runRecovered(started: UInt64) throws -> PipelineSummary {
         var summary = PipelineSummary()
         let io = config.storageIO
+        let status = config.status
+        let metrics = PipelineMetrics(shards: config.shards, factory: config.metricsFactory)
 
         // Recovery: the ledger (torn tail cut, corruption refused), then replay.
         let ledger = try LedgerStore.open(dataDirectory: config.dataDirectory, limits: config.ledgerLimits, io: io)
@@ -125,6 +167,15 @@ public final class Pipeline: Sendable {
         )
         // The replay matched under these settings: they are the ledger's from now on.
         try config.settings.save(dataDirectory: config.dataDirectory, io: io)
+        if let status {
+            var customers: [ProcessorStatus.DurableCustomer] = []
+            for engine in rebuilt.engines {
+                for view in engine.allCustomerViews() {
+                    customers.append(ProcessorStatus.DurableCustomer(view: view, batch: rebuilt.lastBatch, partitionSeq: engine.lastSeq))
+                }
+            }
+            status.load(customers, throughBatch: rebuilt.lastBatch)
+        }
 
         var producerConfig = KafkaProducerConfig(bootstrapServers: config.brokers)
         producerConfig.clientID = "drawdown-run"
@@ -145,43 +196,61 @@ public final class Pipeline: Sendable {
         let shards = (0..<shardCount).map {
             Shard(
                 index: $0, priceBook: config.settings.priceBook, config: config.settings.config,
-                engines: enginesByShard[$0], uncommitted: uncommitted)
+                engines: enginesByShard[$0], uncommitted: uncommitted, tracksCustomers: status != nil)
         }
+        let stats = SharedRunStats()
+        let publisher = Publisher(
+            config: config, logger: logger, producer: producer, consumer: consumer, snapshots: snapshots, metrics: metrics,
+            stats: stats, publishedThrough: published)
         let committer = Committer(
-            config: config, logger: logger, ledger: ledger, producer: producer, consumer: consumer, shards: shards,
-            uncommitted: uncommitted, snapshots: snapshots)
+            config: config, logger: logger, ledger: ledger, shards: shards, uncommitted: uncommitted, publisher: publisher,
+            metrics: metrics, stats: stats, recovered: rebuilt.engines)
+        publisher.start()
 
         // Outputs of durable batches that were never confirmed delivered: send them again.
         if rebuilt.lastBatch > published {
-            try committer.publish(rebuilt.outputs)
-            try DataDirectoryFiles.writePublished(rebuilt.lastBatch, directory: config.dataDirectory, io: io)
+            publisher.enqueue(Publisher.Job(number: rebuilt.lastBatch, outputs: rebuilt.outputs))
+            do {
+                try publisher.waitPublished(through: rebuilt.lastBatch)
+            } catch {
+                publisher.finish()
+                throw error
+            }
             summary.republished = rebuilt.outputs.count
             logger.info("re-sent \(rebuilt.outputs.count) output record(s) of batches \(published + 1)...\(rebuilt.lastBatch)")
         }
+        summary.recoverySeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        metrics.recoverySeconds.record(summary.recoverySeconds)
+        status?.setPhase(.waitingForAssignment)
 
         // Seek: the ledger's next offsets (or what this run already handed over), else the beginning.
         let ledgerOffsets = ledger.nextOffsets
         let positions = PositionTable()
         let logger = self.logger
-        try consumer.subscribe(
-            config.topics,
-            listener: KafkaRebalanceListener(
-                partitionsAssigned: { tps in
-                    let known = positions.snapshot()
-                    var start: [KafkaTopicPartition: KafkaOffset] = [:]
-                    for tp in tps {
-                        if let next = known[tp] ?? ledgerOffsets[InputPartition(topic: tp.topic, partition: tp.partition)] {
-                            start[tp] = .exact(next)
-                        } else {
-                            start[tp] = .beginning
+        do {
+            try consumer.subscribe(
+                config.topics,
+                listener: KafkaRebalanceListener(
+                    partitionsAssigned: { tps in
+                        let known = positions.snapshot()
+                        var start: [KafkaTopicPartition: KafkaOffset] = [:]
+                        for tp in tps {
+                            if let next = known[tp] ?? ledgerOffsets[InputPartition(topic: tp.topic, partition: tp.partition)] {
+                                start[tp] = .exact(next)
+                            } else {
+                                start[tp] = .beginning
+                            }
                         }
-                    }
-                    logger.info("assigned \(tps.count) partition(s): \(start.sorted { $0.key.description < $1.key.description }.map { "\($0.key)@\($0.value)" }.joined(separator: " "))")
-                    return start
-                },
-                partitionsRevoked: { tps, lost in
-                    logger.info("revoked \(tps.count) partition(s)\(lost ? " (lost)" : ""): \(tps.map(\.description).sorted().joined(separator: " "))")
-                }))
+                        logger.info("assigned \(tps.count) partition(s): \(start.sorted { $0.key.description < $1.key.description }.map { "\($0.key)@\($0.value)" }.joined(separator: " "))")
+                        return start
+                    },
+                    partitionsRevoked: { tps, lost in
+                        logger.info("revoked \(tps.count) partition(s)\(lost ? " (lost)" : ""): \(tps.map(\.description).sorted().joined(separator: " "))")
+                    }))
+        } catch {
+            publisher.finish()  // nothing is in flight yet: it stops at once
+            throw error
+        }
 
         let committerThread = Thread { committer.runLoop() }
         committerThread.name = "drawdown-committer"
@@ -189,15 +258,21 @@ public final class Pipeline: Sendable {
 
         var failure: String?
         do {
-            try pollLoop(consumer: consumer, shards: shards, committer: committer, positions: positions)
+            try pollLoop(consumer: consumer, shards: shards, committer: committer, positions: positions, metrics: metrics)
         } catch {
             failure = "\(error)"
         }
         committer.finish()
         if failure == nil { failure = committer.failure }
-        summary.recordsApplied = committer.stats.withLock { $0.records }
-        summary.batchesWritten = committer.stats.withLock { $0.batches }
-        summary.outputsPublished = committer.stats.withLock { $0.outputs }
+        let final = stats.value.withLock { $0 }
+        summary.recordsApplied = final.records
+        summary.batchesWritten = final.batches
+        summary.outputsPublished = final.outputs
+        summary.fsyncs = final.fsyncs
+        summary.ledgerBytes = final.ledgerBytes
+        summary.produceErrors = final.produceErrors
+        summary.consumeToDurable = final.durable
+        summary.consumeToDelivered = final.delivered
         do {
             try consumer.close()
         } catch {
@@ -211,11 +286,19 @@ public final class Pipeline: Sendable {
         logger.info(
             "stopped: \(summary.recordsApplied) record(s) in \(summary.batchesWritten) batch(es), \(summary.outputsPublished) output(s) published, \(String(format: "%.2f", summary.seconds)) s"
         )
+        logger.info(
+            "timings: recovery \(String(format: "%.3f", summary.recoverySeconds)) s, \(summary.fsyncs) fsync(s), \(summary.ledgerBytes) ledger byte(s), \(summary.produceErrors) produce error(s); consume to durable \(summary.consumeToDurable); consume to delivered \(summary.consumeToDelivered)"
+        )
         return summary
     }
 
     /// The poll thread: consume, route by partition to shards, track ends, apply back-pressure.
-    private func pollLoop(consumer: KafkaConsumer, shards: [Shard], committer: Committer, positions: PositionTable) throws {
+    private func pollLoop(
+        consumer: KafkaConsumer, shards: [Shard], committer: Committer, positions: PositionTable, metrics: PipelineMetrics
+    ) throws {
+        let status = config.status
+        var lags = LagGauges(factory: metrics.factory)
+        var lastLagUpdate: UInt64 = 0
         let shardCount = shards.count
         var assigned = Set<KafkaTopicPartition>()
         var eof: [KafkaTopicPartition: Int64] = [:]
@@ -225,7 +308,8 @@ public final class Pipeline: Sendable {
         var loggedEnd = false
         while true {
             if stopRequested.load(ordering: .relaxed) {
-                logger.info("stop requested")
+                logger.info("stop requested: finishing the batch in hand")
+                status?.setPhase(.stopping)
                 return
             }
             if let failure = committer.failure { throw PipelineError(failure) }
@@ -235,6 +319,7 @@ public final class Pipeline: Sendable {
             let batch = consumer.consumeBatch(
                 maxRecords: min(config.pollRecordsMax, config.batchEventsMax), timeoutMs: config.pollTimeoutMs)
             if !batch.isEmpty {
+                let handedAt = DispatchTime.now().uptimeNanoseconds
                 var moved: [KafkaTopicPartition: Int64] = [:]
                 for i in batch.indices {
                     let tp = KafkaTopicPartition(topic: batch[i].topic, partition: batch.partition(at: i))
@@ -246,13 +331,16 @@ public final class Pipeline: Sendable {
                     indices[Int(tp.partition) % shardCount].append(i)
                 }
                 positions.update(moved)
+                var handed = 0
                 for s in 0..<shardCount where !indices[s].isEmpty {
                     let shard = shards[s]
                     let mine = indices[s]
+                    handed += mine.count
                     shard.pendingEvents.add(mine.count, ordering: .relaxed)
-                    shard.queue.async { shard.process(batch, mine) }
+                    shard.queue.async { shard.process(batch, mine, handedAt: handedAt) }
                     indices[s].removeAll(keepingCapacity: true)
                 }
+                if handed > 0 { metrics.recordsConsumed.increment(by: handed) }
             }
             for event in batch.events {
                 switch event {
@@ -260,13 +348,24 @@ public final class Pipeline: Sendable {
                     eof[tp] = nextOffset
                 case .assigned(let tps):
                     assigned.formUnion(tps)
+                    status?.setAssignedPartitions(assigned.count)
+                    status?.setPhase(assigned.isEmpty ? .waitingForAssignment : .consuming)
                 case .revoked(let tps, _):
                     assigned.subtract(tps)
                     for tp in tps { eof[tp] = nil }
+                    status?.setAssignedPartitions(assigned.count)
+                    status?.setPhase(assigned.isEmpty ? .waitingForAssignment : .consuming)
                 case .error(let error):
                     if error.isFatal { throw PipelineError("consumer: \(error)") }
                     logger.warning("consumer: \(error)")
                 }
+            }
+
+            // Lag per partition from the watermarks the consumer last fetched, once a second.
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now - lastLagUpdate >= 1_000_000_000 {
+                lastLagUpdate = now
+                lags.update(consumer: consumer, assigned: assigned, next: next)
             }
 
             // Back-pressure: pause the partitions of a shard that is behind; resume when it drains.

@@ -31,7 +31,29 @@ public enum DeadLetterHeader {
 /// collect the entries written and, when asked, the output records. The live shards and
 /// recovery both go through here, so replaying a batch regenerates exactly its outputs.
 struct RecordApplier {
+    /// Records dead-lettered, per `RejectReason` (indexed by its position in `allCases`).
+    struct RejectCounts: Sendable {
+        static let reasons = RejectReason.allCases
+        var counts = [Int](repeating: 0, count: RejectReason.allCases.count)
+        var total: Int { counts.reduce(0, +) }
+
+        mutating func add(_ reason: RejectReason) {
+            counts[Self.reasons.firstIndex(of: reason)!] += 1
+        }
+
+        mutating func add(_ other: RejectCounts) {
+            for i in counts.indices { counts[i] += other.counts[i] }
+        }
+    }
+
     var decoder: MessageDecoder
+    /// Dead letters since the last `takeRejectCounts()`.
+    private(set) var rejectCounts = RejectCounts()
+    /// The customer of the last record applied (nil when it was rejected, a duplicate or a
+    /// conflict): what the shard records as changed for `ProcessorStatus`.
+    private(set) var lastAppliedCustomer: String?
+    /// Whether to keep `lastAppliedCustomer` (off: no per-record work for it).
+    var tracksCustomers = false
     /// Scratch for grouping one message's entries.
     private var groups: [(currency: String, first: Int, last: Int)] = []
     private var json: [UInt8] = []
@@ -47,6 +69,7 @@ struct RecordApplier {
         outputs: inout [OutputRecord], wantOutputs: Bool
     ) {
         precondition(engine.entries.isEmpty && engine.alerts.isEmpty, "engine output not cleared")
+        lastAppliedCustomer = nil
         let decoded: Result<Message, Rejection> = input.value.withUnsafeBufferPointer { value in
             guard let key = input.key else { return decoder.decode(value, key: nil) }
             return key.withUnsafeBufferPointer { decoder.decode(value, key: $0) }
@@ -55,14 +78,17 @@ struct RecordApplier {
         switch decoded {
         case .failure(let rejection):
             engine.countRejected()
+            rejectCounts.add(rejection.reason)
             if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
             return
         case .success(let m):
             message = m
         }
         switch engine.apply(message) {
-        case .applied, .duplicate: break
+        case .applied: if tracksCustomers { lastAppliedCustomer = message.customer }
+        case .duplicate: break
         case .conflict:
+            rejectCounts.add(.conflict)
             if wantOutputs {
                 outputs.append(
                     Self.deadLetter(
@@ -70,6 +96,7 @@ struct RecordApplier {
                         Rejection(.conflict, "id was applied before with different content")))
             }
         case .rejected(let rejection):
+            rejectCounts.add(rejection.reason)
             if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
         }
         guard !engine.entries.isEmpty || !engine.alerts.isEmpty else { return }
@@ -151,6 +178,12 @@ struct RecordApplier {
         timestamp.append(to: &json)
         json.append(contentsOf: "\"}".utf8)
         outputs.append(OutputRecord(kind: .balanceChange, key: Array(customer.utf8), value: json))
+    }
+
+    /// The dead-letter counts since the last call; resets them.
+    mutating func takeRejectCounts() -> RejectCounts {
+        defer { rejectCounts = RejectCounts() }
+        return rejectCounts
     }
 
     static func deadLetter(_ input: InputRecord, partition: Int32, _ rejection: Rejection) -> OutputRecord {

@@ -14,6 +14,19 @@ struct ShardTake {
     var applied: UInt64 = 0
     var duplicates: UInt64 = 0
     var rejected: UInt64 = 0
+    /// Records dead-lettered since the last take, by reason (`RecordApplier.RejectCounts`).
+    var rejectsByReason = RecordApplier.RejectCounts()
+    /// When the records of this take were handed over: (uptime nanoseconds, record count)
+    /// per hand-off, for the consume → durable / delivered latency figures.
+    var handOffs: [HandOff] = []
+    /// The customers this take's records changed, as of the barrier (when asked for views).
+    var views: [ProcessorStatus.DurableCustomer] = []
+}
+
+/// One hand-off of records to a shard: when, and how many.
+struct HandOff: Sendable {
+    var nanos: UInt64
+    var count: Int
 }
 
 /// One shard: a serial queue owning the engines of the partitions `p` with
@@ -22,8 +35,8 @@ struct ShardTake {
 /// committer takes its pending sections with `queue.sync`, a barrier behind everything
 /// handed over before.
 ///
-/// `@unchecked Sendable`: `slots`, `applier` and `outputs` are only touched by work items
-/// running on `queue` (serial); the counters are atomics.
+/// `@unchecked Sendable`: `slots`, `applier`, `outputs` and `handOffs` are only touched by
+/// work items running on `queue` (serial); the counters are atomics.
 final class Shard: @unchecked Sendable {
     let index: Int
     let queue: DispatchQueue
@@ -33,8 +46,10 @@ final class Shard: @unchecked Sendable {
     private var slotIndex: [Int32: Int] = [:]
     private var applier: RecordApplier
     private var outputs: [OutputRecord] = []
-    private var processedSinceTake = 0
+    private var handOffs: [HandOff] = []
     private let config: EngineConfig
+    /// Whether to remember which customers each record changed (for `ProcessorStatus`).
+    private let tracksCustomers: Bool
     /// Shared with the committer: records processed by all shards and not yet taken.
     private let uncommitted: SharedCounter
 
@@ -42,27 +57,40 @@ final class Shard: @unchecked Sendable {
         var engine: PartitionEngine
         var inputs: [InputRecord] = []
         var entries: [LedgerEntry] = []
+        /// Customers changed since the last take (only when the shard tracks them).
+        var changed: Set<String> = []
 
-        mutating func apply(_ input: InputRecord, applier: inout RecordApplier, outputs: inout [OutputRecord]) {
+        mutating func apply(_ input: InputRecord, applier: inout RecordApplier, outputs: inout [OutputRecord], tracksCustomers: Bool) {
+            let entriesBefore = entries.count
             applier.apply(input, engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: true)
             inputs.append(input)
+            if tracksCustomers {
+                if let customer = applier.lastAppliedCustomer { changed.insert(customer) }
+                for entry in entries[entriesBefore...] { changed.insert(entry.customer) }
+            }
         }
     }
 
-    init(index: Int, priceBook: PriceBook?, config: EngineConfig, engines: [PartitionEngine], uncommitted: SharedCounter) {
+    init(
+        index: Int, priceBook: PriceBook?, config: EngineConfig, engines: [PartitionEngine], uncommitted: SharedCounter,
+        tracksCustomers: Bool = false
+    ) {
         self.index = index
         self.queue = DispatchQueue(label: "drawdown.shard.\(index)")
         self.applier = RecordApplier(priceBook: priceBook)
         self.config = config
         self.uncommitted = uncommitted
+        self.tracksCustomers = tracksCustomers
+        self.applier.tracksCustomers = tracksCustomers
         for engine in engines {
             slotIndex[engine.partition] = slots.count
             slots.append(Slot(engine: engine))
         }
     }
 
-    /// Runs on `queue`: applies records `indices` of `batch`, in order.
-    func process(_ batch: KafkaRecordBatch, _ indices: [Int]) {
+    /// Runs on `queue`: applies records `indices` of `batch`, in order. `handedAt` is when
+    /// the poll thread handed them over (one clock read per hand-off, not per record).
+    func process(_ batch: KafkaRecordBatch, _ indices: [Int], handedAt: UInt64) {
         dispatchPrecondition(condition: .onQueue(queue))
         for i in indices {
             let record = batch[i]
@@ -78,12 +106,15 @@ final class Shard: @unchecked Sendable {
                 slotIndex[partition] = k
                 slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
             }
-            slots[k].apply(input, applier: &applier, outputs: &outputs)  // in place: no copy of the engine
+            // In place: no copy of the engine.
+            slots[k].apply(input, applier: &applier, outputs: &outputs, tracksCustomers: tracksCustomers)
         }
+        handOffs.append(HandOff(nanos: handedAt, count: indices.count))
         uncommitted.value.add(indices.count, ordering: .relaxed)
     }
 
-    /// Runs on `queue`: hands over everything applied since the last take.
+    /// Runs on `queue`: hands over everything applied since the last take and, when the
+    /// shard tracks customers, the views of the customers it changed, as of now.
     func take(withEngines: Bool) -> ShardTake {
         dispatchPrecondition(condition: .onQueue(queue))
         var result = ShardTake()
@@ -98,9 +129,19 @@ final class Shard: @unchecked Sendable {
             result.events += slots[k].inputs.count
             slots[k].inputs = []
             slots[k].entries = []
+            if !slots[k].changed.isEmpty {
+                let engine = slots[k].engine
+                for customer in slots[k].changed {
+                    guard let view = engine.customerView(customer) else { continue }
+                    result.views.append(ProcessorStatus.DurableCustomer(view: view, batch: 0, partitionSeq: engine.lastSeq))
+                }
+                slots[k].changed.removeAll(keepingCapacity: true)
+            }
         }
         result.sections.sort { $0.partition < $1.partition }
         swap(&result.outputs, &outputs)
+        swap(&result.handOffs, &handOffs)
+        result.rejectsByReason = applier.takeRejectCounts()
         pendingEvents.subtract(result.events, ordering: .relaxed)
         uncommitted.value.subtract(result.events, ordering: .relaxed)
         return result

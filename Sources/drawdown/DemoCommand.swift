@@ -98,6 +98,7 @@ struct DemoCommand: ParsableCommand {
             "done: \(summary.recordsApplied) records in \(String(format: "%.1f", summary.seconds)) s, "
                 + "\(summary.batchesWritten) durable batches, \(summary.outputsPublished) outputs published")
         say("applied \(latest.applied), duplicates caught \(latest.duplicates), rejected \(latest.rejected) (dead letters)")
+        say("consume to durable: \(summary.consumeToDurable); consume to balance changes delivered: \(summary.consumeToDelivered)")
 
         // The same check an operator runs: storage, chain and payload invariants.
         let verify = Process()

@@ -31,6 +31,18 @@ enum RunSupport {
         try WorkloadProducer.produce(records, topic: topic, bootstrap: bootstrap)
     }
 
+    /// An in-process pipeline over topic `usage` with the workload's price book, 2 shards,
+    /// batches of 500 records, stopping at the end.
+    static func pipelineConfig(_ broker: TestDevBroker, dataDirectory: String, group: String) -> PipelineConfig {
+        var config = PipelineConfig(
+            brokers: broker.bootstrapServers, topics: ["usage"], dataDirectory: dataDirectory,
+            settings: EngineSettings(config: EngineConfig(), priceBook: Workload.priceBook), shards: 2)
+        config.batchEventsMax = 500
+        config.stopAtEnd = true
+        config.groupID = group
+        return config
+    }
+
     struct DrainedRecord {
         var partition: Int32
         var offset: Int64

@@ -20,12 +20,7 @@ struct StorageFaultTests {
         try RunSupport.produce(records, topic: "usage", bootstrap: broker.bootstrapServers)
 
         func makeConfig(_ io: any StorageIO) -> PipelineConfig {
-            var config = PipelineConfig(
-                brokers: broker.bootstrapServers, topics: ["usage"], dataDirectory: dir + "/data",
-                settings: EngineSettings(config: EngineConfig(), priceBook: Workload.priceBook), shards: 2)
-            config.batchEventsMax = 500
-            config.stopAtEnd = true
-            config.groupID = "svc-fault"
+            var config = RunSupport.pipelineConfig(broker, dataDirectory: dir + "/data", group: "svc-fault")
             config.storageIO = io
             return config
         }
