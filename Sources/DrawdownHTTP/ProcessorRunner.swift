@@ -48,8 +48,9 @@ public enum ProcessorRunner {
     public static let exitConfiguration: Int32 = 2
 
     public static func run(_ options: RunnerOptions, logger: Logger) async -> Int32 {
-        let config = options.pipeline
-        let status = ProcessorStatus()
+        var config = options.pipeline
+        let status = config.status ?? ProcessorStatus()
+        config.status = status
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var intake: CommandIntake?
         let serverUp = ServerGate()
