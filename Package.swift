@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "DrawdownOperationsTests",
             dependencies: [
-                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService", "DrawdownTestSupport",
+                "DrawdownCore", "DrawdownKafka", "DrawdownLedger", "DrawdownService", "DrawdownHTTP", "DrawdownTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),

@@ -10,8 +10,10 @@ import Synchronization
 /// It follows the ledger (`LedgerFollower`: read-only, no lock, each new record read once)
 /// up to the last batch the pipeline reports durable, and keeps an index of which batches
 /// hold entries of each customer, and where each batch's record starts. A page reads only
-/// those records. Memory: one batch number per (customer, batch holding an entry of theirs),
-/// at most 8 bytes per ledger entry, plus one location per batch.
+/// those records, and none for batches whose decoded entries are still in the cache (the most
+/// recent ones, `cacheEntriesMax` entries). Memory: one batch number per (customer, batch
+/// holding an entry of theirs), at most 8 bytes per ledger entry, one location per batch,
+/// and the cache.
 ///
 /// Cursor: `batch.partition.seq` of the last entry a page returned — stable, because the
 /// ledger is append-only and `(partition, seq)` identifies an entry.
@@ -48,42 +50,76 @@ public final class CustomerLedgerIndex: Sendable {
         public var throughBatch: UInt64
     }
 
+    /// One batch's entries, by partition section, without its input records.
+    typealias BatchEntries = [(partition: Int32, entries: [LedgerEntry])]
+
     private struct State {
         var follower: LedgerFollower
         var locations: [UInt64: LedgerFollower.Location] = [:]
         var batchesByCustomer: [String: [UInt64]] = [:]
+        /// Decoded entries of recent batches, oldest evicted first (`cacheEntriesMax`).
+        var cache: [UInt64: BatchEntries] = [:]
+        var cacheOrder: [UInt64] = []
+        var cacheHead = 0
+        var cachedEntries = 0
+
+        mutating func remember(_ number: UInt64, _ entries: BatchEntries, max: Int) {
+            guard cache[number] == nil else { return }
+            cache[number] = entries
+            cacheOrder.append(number)
+            cachedEntries += entries.reduce(0) { $0 + $1.entries.count }
+            while cachedEntries > max, cacheHead < cacheOrder.count {
+                let old = cacheOrder[cacheHead]
+                cacheHead += 1
+                cachedEntries -= cache.removeValue(forKey: old)?.reduce(0) { $0 + $1.entries.count } ?? 0
+            }
+            if cacheHead > 1_024, cacheHead * 2 > cacheOrder.count {
+                cacheOrder.removeFirst(cacheHead)
+                cacheHead = 0
+            }
+        }
     }
+
+    /// Ledger entries kept decoded in memory (about 200 bytes each): pages over recent
+    /// batches read no file.
+    public let cacheEntriesMax: Int
 
     private let state: Mutex<State>
     private let queue = DispatchQueue(label: "drawdown.http.ledger-index")
 
-    public init(dataDirectory: String, io: any StorageIO) {
+    public init(dataDirectory: String, io: any StorageIO, cacheEntriesMax: Int = 200_000) {
         state = Mutex(State(follower: LedgerFollower(dataDirectory: dataDirectory, io: io)))
+        self.cacheEntriesMax = cacheEntriesMax
     }
 
     /// Reads the batches after the last one indexed, up to `through`. Blocking.
     public func catchUp(through: UInt64) throws {
-        try state.withLock { try Self.catchUp(&$0, through: through) }
+        try state.withLock { try catchUp(&$0, through: through) }
     }
 
-    private static func catchUp(_ s: inout State, through: UInt64) throws {
+    private func catchUp(_ s: inout State, through: UInt64) throws {
         while let (batch, location) = try s.follower.next(through: through) {
             s.locations[batch.number] = location
-            guard batch.kind == .entries, !batch.payload.isEmpty else { continue }
-            let payload = try BatchPayload.decode(batch.payload)
-            for section in payload.sections {
+            let entries = try Self.entries(of: batch)
+            for section in entries {
                 for entry in section.entries where s.batchesByCustomer[entry.customer]?.last != batch.number {
                     s.batchesByCustomer[entry.customer, default: []].append(batch.number)
                 }
             }
+            if !entries.isEmpty { s.remember(batch.number, entries, max: cacheEntriesMax) }
         }
+    }
+
+    private static func entries(of batch: LedgerBatch) throws -> BatchEntries {
+        guard batch.kind == .entries, !batch.payload.isEmpty else { return [] }
+        return try BatchPayload.decode(batch.payload).sections.compactMap { $0.entries.isEmpty ? nil : ($0.partition, $0.entries) }
     }
 
     /// Up to `limit` entries of `customer` after `cursor` (from the first when nil), in ledger
     /// order, from batches durable through `through`. Blocking.
     public func page(customer: String, after cursor: Cursor?, limit: Int, through: UInt64) throws -> Page {
         try state.withLock { s in
-            try Self.catchUp(&s, through: through)
+            try catchUp(&s, through: through)
             var page = Page(entries: [], nextCursor: cursor, hasMore: false, throughBatch: s.follower.lastNumber)
             guard let batches = s.batchesByCustomer[customer] else { return page }
             // First batch at or after the cursor's.
@@ -94,11 +130,17 @@ public final class CustomerLedgerIndex: Sendable {
                 if batches[mid] < startBatch { lo = mid + 1 } else { hi = mid }
             }
             for number in batches[lo...] {
-                guard let location = s.locations[number] else { continue }
-                let payload = try BatchPayload.decode(try s.follower.read(at: location).payload)
+                let sections: BatchEntries
+                if let cached = s.cache[number] {
+                    sections = cached
+                } else {
+                    guard let location = s.locations[number] else { continue }
+                    sections = try Self.entries(of: try s.follower.read(at: location))
+                    s.remember(number, sections, max: cacheEntriesMax)
+                }
                 // In the cursor's batch, skip up to and including the cursor's entry.
                 var skipping = cursor.map { $0.batch == number } ?? false
-                for section in payload.sections {
+                for section in sections {
                     for entry in section.entries where entry.customer == customer {
                         if skipping {
                             if section.partition == cursor!.partition && entry.seq == cursor!.seq { skipping = false }
