@@ -125,7 +125,8 @@ import Yams
         let broker = try TestDevBroker(topics: ["usage:2", "credit-commands:2", "balance-changes:2", "alerts:2", "drawdown.dead-letters:2"])
         defer { broker.stop() }
         let run = try RunningProcessor(
-            ["--brokers", broker.bootstrapServers, "--topic", "usage", "--data-dir", dir.path("data"), "--http", "127.0.0.1:0"],
+            ["--brokers", broker.bootstrapServers, "--topic", "usage", "--data-dir", dir.path("data"), "--http", "127.0.0.1:0",
+             "--log-format", "json"],
             logPath: dir.path("run.log"))
         #expect(try run.get(liveness.path).status == 200)
         try run.waitFor("\(readiness.path) 200") { try run.get(readiness.path).status == 200 }
@@ -133,5 +134,13 @@ import Yams
         #expect(metrics.status == 200)
         _ = try PrometheusText.parse(metrics.text)
         #expect(try run.stop() == 0)
+        // --log-format json (as the image sets it): every line of ours is one JSON object.
+        let lines = run.log.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count >= 4, "\(run.log)")
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["time"] is String && object?["level"] is String && object?["message"] is String, "\(line)")
+        }
+        #expect(lines.contains { $0.contains("shutdown complete") })
     }
 }
