@@ -36,8 +36,9 @@ public enum ReplayError: Error, CustomStringConvertible, Sendable {
 /// `drawdown ledger` read data directories with it; `drawdown replay` starts from it.
 ///
 /// Correction batches (written by `drawdown replay --apply`) are re-applied too, entry by
-/// entry through `PartitionEngine.adjust`, and switch the price book the later batches are
-/// checked with to the one the correction was computed with (docs/replay.md).
+/// entry through `PartitionEngine.adjust`. Each batch is checked with the price book it was
+/// written with: the one recorded as "before" by the next correction, or after the last
+/// correction the given settings' (docs/replay.md).
 public enum LedgerReplay {
     public struct Rebuilt: Sendable {
         /// One engine per partition number that appears in the ledger, by partition.
@@ -117,19 +118,20 @@ public enum LedgerReplay {
 /// The engines of a data directory being rolled forward one ledger batch at a time: what
 /// `LedgerReplay.rebuild` and `drawdown replay` share. Entries batches re-apply their recorded
 /// inputs and must give back the recorded entries; correction batches re-apply their `adjust`
-/// entries and switch the price book to the one recorded with the correction.
+/// entries and switch to the price book the batches after them were written with.
 struct BatchReplayer {
     let ledger: LedgerStore
-    let config: EngineConfig
+    let settings: EngineSettings
+    var config: EngineConfig { settings.config }
     var engines: [Int32: PartitionEngine] = [:]
     var applier: RecordApplier
     var rebuilt = LedgerReplay.Rebuilt(
         engines: [], lastBatch: 0, snapshotBatch: nil, skippedSnapshots: [], batchesReplayed: 0, recordsReplayed: 0, outputs: [])
     private var produced: [LedgerEntry] = []
 
-    private init(ledger: LedgerStore, config: EngineConfig, priceBook: PriceBook?) {
+    private init(ledger: LedgerStore, settings: EngineSettings, priceBook: PriceBook?) {
         self.ledger = ledger
-        self.config = config
+        self.settings = settings
         self.applier = RecordApplier(priceBook: priceBook)
     }
 
@@ -168,7 +170,7 @@ struct BatchReplayer {
         }
         let start = snapshotBatch ?? 0
         let book = try CorrectionFiles.priceBook(forBatchAfter: start, ledger: ledger, settings: settings)
-        var replayer = BatchReplayer(ledger: ledger, config: settings.config, priceBook: book)
+        var replayer = BatchReplayer(ledger: ledger, settings: settings, priceBook: book)
         replayer.engines = engines
         replayer.rebuilt.skippedSnapshots = skipped
         replayer.rebuilt.snapshotBatch = snapshotBatch
@@ -233,9 +235,10 @@ struct BatchReplayer {
                 }
                 engines[section.partition] = engine
             }
-            if let after = record.pricesAfter {
-                applier = RecordApplier(priceBook: try EngineSettings(config: config, priceBookJSON: after).priceBook)
-            }
+            // The batches after it were written with the book saved before the next correction
+            // (or the current one): usually this correction's new book.
+            applier = RecordApplier(
+                priceBook: try CorrectionFiles.priceBook(forBatchAfter: batch.number, ledger: ledger, settings: settings))
             rebuilt.batchesReplayed += 1
         }
         rebuilt.lastBatch = batch.number
