@@ -77,6 +77,10 @@ import Testing
         let want = try Self.observable(reference)
         #expect(want[0] != before[0])
         #expect(want[2].suffix(Self.newPrices.utf8.count) == Data(Self.newPrices.utf8))
+        let verify = try drawdown(["ledger", "verify", "--data-dir", reference])
+        #expect(verify.status == 0, "\(verify.stdoutText) \(verify.stderrText)")
+        let adjusts = want[1].split(separator: UInt8(ascii: "\n")).filter { String(decoding: $0, as: UTF8.self).contains(#""type":"adjust""#) }
+        #expect(!adjusts.isEmpty)
         let again = try replay(reference, ["--apply", "--prices", newPrices])
         #expect(again.status == 0 && again.stdoutText.contains("applied: nothing"), "\(again.stdoutText) \(again.stderrText)")
         #expect(try Self.observable(reference) == want)
@@ -125,13 +129,14 @@ import Testing
         #expect(try Self.observable(reference) == want)
 
         // --apply while the processor holds the data directory: refused, exit 2.
+        let holdLog = dir.url.appendingPathComponent("hold.log").path
         let holder = try RunHarness.Child(
             ["run", "--brokers", bootstrap, "--topic", "usage", "--data-dir", reference, "--prices", newPrices, "--group", "replay-hold"],
-            stderrPath: log)
+            stderrPath: holdLog)
         defer { holder.kill9() }
         let deadline = Date().addingTimeInterval(60)
-        while !RunHarness.text(log).contains("assigned"), Date() < deadline { usleep(50_000) }
+        while !RunHarness.text(holdLog).contains("recovered"), Date() < deadline { usleep(50_000) }
         let refused = try replay(reference, ["--apply", "--prices", newPrices])
-        #expect(refused.status == 2 && refused.stderrText.contains("stop `drawdown run` first"), "\(refused.stderrText)")
+        #expect(refused.status == 2 && refused.stderrText.contains("stop `drawdown run` first"), "\(refused.status) \(refused.stderrText)")
     }
 }
