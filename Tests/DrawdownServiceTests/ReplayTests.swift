@@ -51,16 +51,7 @@ struct ReplayFixture {
                 sections[p] = section
             }
             let ordered = sections.keys.sorted().map { sections[$0]! }
-            let times = ordered.flatMap { $0.entries.map(\.timestamp.nanos) }
-            let batch = LedgerBatch(
-                number: store.lastBatchNumber + 1, previousHash: store.lastHash, kind: .entries,
-                positions: ordered.map { InputPosition(topic: Self.topic, partition: $0.partition, nextOffset: next[Int($0.partition)]) },
-                sequenceRanges: ordered.compactMap { s in
-                    guard let first = s.entries.first, let last = s.entries.last else { return nil }
-                    return SequenceRange(partition: s.partition, firstSeq: first.seq, lastSeq: last.seq)
-                },
-                eventTime: times.isEmpty ? nil : EventTimeRange(minNanos: times.min()!, maxNanos: times.max()!),
-                payload: BatchPayload(sections: ordered).encode())
+            let batch = LedgerBatch.entries(number: store.lastBatchNumber + 1, previousHash: store.lastHash, sections: ordered)
             let hash = try store.append(batch)
             batches.append(batch)
             if Int(batch.number) % snapshotEvery == 0 {

@@ -73,16 +73,7 @@ do {
             sections[p].entries += engines[p].takeOutput().entries
         }
         let used = sections.filter { !$0.inputs.isEmpty }
-        let times = used.flatMap { $0.entries.map(\.timestamp.nanos) }
-        let batch = LedgerBatch(
-            number: ledger.lastBatchNumber + 1, previousHash: ledger.lastHash, kind: .entries,
-            positions: used.map { InputPosition(topic: "usage", partition: $0.partition, nextOffset: next[Int($0.partition)]) },
-            sequenceRanges: used.compactMap { s in
-                guard let first = s.entries.first, let last = s.entries.last else { return nil }
-                return SequenceRange(partition: s.partition, firstSeq: first.seq, lastSeq: last.seq)
-            },
-            eventTime: times.isEmpty ? nil : EventTimeRange(minNanos: times.min()!, maxNanos: times.max()!),
-            payload: BatchPayload(sections: used).encode())
+        let batch = LedgerBatch.entries(number: ledger.lastBatchNumber + 1, previousHash: ledger.lastHash, sections: used)
         let hash = try ledger.append(batch)
         if batch.number % snapshotEvery == 0 {
             _ = try snapshots.write(EngineSnapshots.encode(engines), coversThroughBatch: batch.number, chainHash: hash)
