@@ -115,16 +115,22 @@ struct ReplayCommand: ParsableCommand {
         progress.finish(result)
 
         var applied: ReplayApplied?
+        var refusal: (any Error)?
         if apply, let publisher {
             let crashAt = ProcessInfo.processInfo.environment["DRAWDOWN_REPLAY_KILL_AT"]
-            applied = try Replay.apply(
-                result, ledger: ledger, snapshots: snapshots, settings: settings, replaySettings: replaySettings,
-                publish: { try publisher.publish($0) },
-                checkpoint: { step in
-                    // Test hook: kill -9 this process at a chosen step (the crash tests).
-                    if step.rawValue == crashAt { kill(getpid(), SIGKILL) }
-                })
-            if applied == nil { try Replay.finishInterruptedApply(ledger: ledger, replaySettings: replaySettings) }
+            do {
+                applied = try Replay.apply(
+                    result, ledger: ledger, snapshots: snapshots, settings: settings, replaySettings: replaySettings,
+                    publish: { try publisher.publish($0) },
+                    checkpoint: { step in
+                        // Test hook: kill -9 this process at a chosen step (the crash tests).
+                        if step.rawValue == crashAt { kill(getpid(), SIGKILL) }
+                    })
+                if applied == nil { try Replay.finishInterruptedApply(ledger: ledger, replaySettings: replaySettings) }
+            } catch let error as ReplayError {
+                guard case .refused = error else { throw error }
+                refusal = error  // still print and write the report
+            }
         }
         if let report {
             let bytes = result.reportJSON(mode: apply ? "apply" : "dry-run", applied: applied)
@@ -134,7 +140,9 @@ struct ReplayCommand: ParsableCommand {
         }
         var text = result.table()
         if apply {
-            if let applied {
+            if refusal != nil {
+                text += "applied: nothing (refused)\n"
+            } else if let applied {
                 text += "applied: correction \(applied.id) as batch \(applied.batch): \(applied.entries) adjust entr\(applied.entries == 1 ? "y" : "ies"), \(applied.outputs) balance change(s) published\n"
             } else {
                 text += "applied: nothing (no difference left to correct)\n"
@@ -143,6 +151,7 @@ struct ReplayCommand: ParsableCommand {
         let stdout = OutputFile.standardOutput()
         stdout.write(Array(text.utf8))
         stdout.flush()
+        if let refusal { throw refusal }
     }
 }
 

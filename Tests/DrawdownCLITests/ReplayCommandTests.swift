@@ -81,6 +81,11 @@ import Testing
         #expect(verify.status == 0, "\(verify.stdoutText) \(verify.stderrText)")
         let adjusts = want[1].split(separator: UInt8(ascii: "\n")).filter { String(decoding: $0, as: UTF8.self).contains(#""type":"adjust""#) }
         #expect(!adjusts.isEmpty)
+        // A range that stops before the ledger's end cannot be applied: exit 2, the report printed.
+        let partial = try replay(reference, ["--apply", "--prices", oldPrices, "--to", "batch:3"])
+        #expect(partial.status == 2 && partial.stderrText.contains("omit --to"), "\(partial.status) \(partial.stderrText)")
+        #expect(partial.stdoutText.contains("replay of batches 1…2"), "\(partial.stdoutText)")
+        #expect(try Self.observable(reference) == want)
         let again = try replay(reference, ["--apply", "--prices", newPrices])
         #expect(again.status == 0 && again.stdoutText.contains("applied: nothing"), "\(again.stdoutText) \(again.stderrText)")
         #expect(try Self.observable(reference) == want)
