@@ -6,10 +6,10 @@ import Foundation
 
 // The replay figures of docs/benchmarks.md ("Replay") in one plain run:
 //
-//   swift run -c release --scratch-path .build-bench Replay [--messages N] [--batch N] [--dir DIR]
+//   swift run -c release --scratch-path .build-bench Replay [--messages N] [--batch N] [--snapshot-every N] [--dir DIR]
 //
 // Writes a data directory the way the committer does (a generated workload over 8
-// partitions, batches of --batch records, a snapshot every 50 batches), then measures in the
+// partitions, batches of --batch records (5,000), a snapshot every --snapshot-every batches (20)), then measures in the
 // same run: the raw drain rate (read, check and decode every batch of the ledger, no engine),
 // a re-rating replay of the whole ledger with another price book (events/s, and its ratio to
 // the drain), and the time to restore the state before a batch from a snapshot plus N batches.
@@ -18,21 +18,30 @@ var arguments = CommandLine.arguments.dropFirst()
 var messages = 500_000
 var batchRecords = 5_000
 var directory = NSTemporaryDirectory() + "drawdown-replay-bench-\(getpid())"
+var snapshotEvery: UInt64 = 20
 while let argument = arguments.popFirst() {
     switch argument {
     case "--messages": messages = arguments.popFirst().flatMap { Int($0) } ?? messages
     case "--batch": batchRecords = arguments.popFirst().flatMap { Int($0) } ?? batchRecords
     case "--dir": directory = arguments.popFirst() ?? directory
+    case "--snapshot-every": snapshotEvery = arguments.popFirst().flatMap { UInt64($0) }.map { max(2, $0) } ?? snapshotEvery
     default:
-        print("usage: Replay [--messages N] [--batch N] [--dir DIR]")
+        print("usage: Replay [--messages N] [--batch N] [--snapshot-every N] [--dir DIR]")
         exit(2)
     }
 }
 
 func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
+/// CPU seconds of this thread: on a shared machine, what one core spent (everything here runs
+/// on the main thread).
+func cpuSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
 let partitions: Int32 = 8
-let snapshotEvery: UInt64 = 50
 let oldPrices = Array(Workload.priceBookJSON.utf8)
 let newPrices = Array(
     Workload.priceBookJSON.replacingOccurrences(of: #""unit_price": "0.0025""#, with: #""unit_price": "0.004""#)
@@ -85,25 +94,32 @@ print("ledger: \(messages) messages in \(last) batches of \(batchRecords) over \
 
 // 2. Raw drain: read, check and decode every batch; no engine.
 var drained = 0
+let drainCPU = cpuSeconds()
 let drainStart = DispatchTime.now().uptimeNanoseconds
 let reader = ledger.batches(from: 1)
 while let batch = try reader.next() {
     for section in try BatchPayload.decode(batch.payload).sections { drained += section.inputs.count }
 }
 let drainSeconds = seconds(since: drainStart)
+let drainCPUSeconds = cpuSeconds() - drainCPU
 
 // 3. Re-rating replay of the whole ledger (no snapshot needed: it starts at batch 1).
+let replayCPU = cpuSeconds()
 let result = try Replay.run(
     ledger: ledger, snapshots: snapshots, settings: settings, replaySettings: replaySettings, fromBatch: 1, throughBatch: .max)
+let replayCPUSeconds = cpuSeconds() - replayCPU
 let drainRate = Double(drained) / drainSeconds
 let replayRate = Double(result.recordsReplayed) / result.replaySeconds
 print(String(format: "raw drain:  %d records in %.2f s = %.0f records/s", drained, drainSeconds, drainRate))
 print(String(format: "replay:     %d records in %.2f s = %.0f events/s (%.3f of the drain rate); %d event charges changed, %d adjustments",
              result.recordsReplayed, result.replaySeconds, replayRate, replayRate / drainRate, result.eventsChanged, result.adjustments.count))
+print(String(format: "CPU time:   drain %.0f records per CPU-second, replay %.0f events per CPU-second (%.3f of the drain); the replay's CPU includes its end-state comparison",
+             Double(drained) / drainCPUSeconds, Double(result.recordsReplayed) / replayCPUSeconds,
+             (Double(result.recordsReplayed) / replayCPUSeconds) / (Double(drained) / drainCPUSeconds)))
 
 // 4. Restoring the state before batch S + N + 1: the snapshot through S plus N batches.
 let base = (last / 2 / snapshotEvery) * snapshotEvery
-for n: UInt64 in [0, 1, 10, snapshotEvery - 1] where base >= snapshotEvery && base + n < last {
+for n: UInt64 in [0, 1, snapshotEvery / 2, snapshotEvery - 1] where base >= snapshotEvery && base + n < last {
     let restore = try Replay.run(
         ledger: ledger, snapshots: snapshots, settings: settings, replaySettings: settings, fromBatch: base + n + 1,
         throughBatch: base + n)
@@ -111,6 +127,10 @@ for n: UInt64 in [0, 1, 10, snapshotEvery - 1] where base >= snapshotEvery && ba
                  restore.snapshotBatch ?? 0, n, Int(n) * batchRecords, restore.restoreSeconds))
 }
 let scratchStart = DispatchTime.now().uptimeNanoseconds
+let scratchCPU = cpuSeconds()
 _ = try LedgerReplay.rebuild(ledger: ledger, snapshots: nil, settings: settings)
-print(String(format: "rebuild:    all %llu batches from nothing in %.2f s", last, seconds(since: scratchStart)))
+let rebuildCPUSeconds = cpuSeconds() - scratchCPU
+print(String(format: "rebuild:    all %llu batches from nothing in %.2f s (%.0f records per CPU-second; the replay runs at %.2f of it)",
+             last, seconds(since: scratchStart), Double(drained) / rebuildCPUSeconds,
+             (Double(result.recordsReplayed) / replayCPUSeconds) / (Double(drained) / rebuildCPUSeconds)))
 try? FileManager.default.removeItem(atPath: directory)
