@@ -205,7 +205,8 @@ struct BatchReplayer {
         case .entries:
             let payload = try decoded ?? LedgerReplay.decodePayload(batch)
             for section in payload.sections {
-                var engine = engines[section.partition] ?? PartitionEngine(partition: section.partition, config: config)
+                // Taken out of the table while it changes, so the change does not copy its storage.
+                var engine = engines.removeValue(forKey: section.partition) ?? PartitionEngine(partition: section.partition, config: config)
                 produced.removeAll(keepingCapacity: true)
                 for input in section.inputs {
                     let before = produced.count
@@ -225,7 +226,7 @@ struct BatchReplayer {
             let record = try CorrectionFiles.read(batch: batch.number, dataDirectory: ledger.dataDirectory)
             let payload = try LedgerReplay.decodePayload(batch)
             for section in payload.sections {
-                guard var engine = engines[section.partition] else {
+                guard var engine = engines.removeValue(forKey: section.partition) else {
                     throw ReplayError.mismatch(
                         batch: batch.number, partition: section.partition, detail: "a correction for a partition with no state")
                 }

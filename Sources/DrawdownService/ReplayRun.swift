@@ -145,35 +145,39 @@ public enum Replay {
         let restored = DispatchTime.now().uptimeNanoseconds
         result.restoreSeconds = Double(restored - started) / 1e9
 
-        var recomputed = committed.engines
-        var applier = RecordApplier(priceBook: replaySettings.priceBook)
+        let recomputing = RecomputedSide(engines: committed.engines, settings: replaySettings)
         var tally = ChargeTally(topEvents: topEvents)
-        var scratchEntries: [LedgerEntry] = []
-        var noOutputs: [OutputRecord] = []
         var maxEventTime: Int64?
         let total = through >= fromBatch ? Int(through - fromBatch + 1) : 0
         if total > 0 {
             let reader = ledger.batches(from: fromBatch)
+            var committedCharges: [[Charge]] = []
             while let batch = try reader.next(), batch.number <= through {
                 if let t = batch.eventTime { maxEventTime = max(maxEventTime ?? t.maxNanos, t.maxNanos) }
-                var committedCharges: [[Charge]] = []
                 if batch.kind == .entries {
                     let payload = try LedgerReplay.decodePayload(batch)
-                    try committed.apply(batch, payload: payload, wantOutputs: false) { _, _, entries in
-                        committedCharges.append(Charge.of(entries))
+                    // The recomputed side runs on another thread while this one re-applies the
+                    // committed side: they share nothing until both are done with the batch.
+                    let group = DispatchGroup()
+                    DispatchQueue.global().async(group: group) { recomputing.apply(payload) }
+                    committedCharges.removeAll(keepingCapacity: true)
+                    do {
+                        try committed.apply(batch, payload: payload, wantOutputs: false) { _, _, entries in
+                            committedCharges.append(Charge.of(entries))
+                        }
+                    } catch {
+                        group.wait()
+                        throw error
                     }
+                    group.wait()
                     var n = 0
                     for section in payload.sections {
-                        var engine = recomputed[section.partition] ?? PartitionEngine(partition: section.partition, config: replaySettings.config)
                         for input in section.inputs {
-                            scratchEntries.removeAll(keepingCapacity: true)
-                            applier.apply(input, engine: &engine, entries: &scratchEntries, outputs: &noOutputs, wantOutputs: false)
                             tally.compare(
-                                committedCharges[n], Charge.of(scratchEntries[...]), input: input, partition: section.partition,
+                                committedCharges[n], recomputing.charges[n], input: input, partition: section.partition,
                                 batch: batch.number)
                             n += 1
                         }
-                        recomputed[section.partition] = engine
                     }
                     result.recordsReplayed += n
                 } else {
@@ -191,7 +195,7 @@ public enum Replay {
         result.replaySeconds = Double(DispatchTime.now().uptimeNanoseconds - restored) / 1e9
 
         let timestamp = EventTime(nanos: maxEventTime ?? ledger.maxEventTimeNanos ?? 0)
-        compareStates(committed: committed.engines, recomputed: recomputed, tally: &tally, timestamp: timestamp, into: &result)
+        compareStates(committed: committed.engines, recomputed: recomputing.engines, tally: &tally, timestamp: timestamp, into: &result)
         result.eventsChangedMost = tally.top()
         result.eventsChanged = tally.changed
         if through < last {
@@ -282,6 +286,41 @@ public enum Replay {
             result.unappliable.append(
                 "\(customer) \(currency): available would be \(now) after the correction, not the recomputed \(recomputed.available) "
                     + "(a grant's status differs between the committed and the recomputed state)")
+        }
+    }
+}
+
+/// The recomputed side of a replay: the engines after the batches so far, applied with the
+/// replay's price book, and the charges of each input of the last batch.
+///
+/// `@unchecked Sendable`: `Replay.run` hands it to one worker at a time for one batch and
+/// waits for that worker (a `DispatchGroup`) before it reads or hands it over again, so it is
+/// never touched by two threads at once.
+final class RecomputedSide: @unchecked Sendable {
+    var engines: [Int32: PartitionEngine]
+    /// Per input of the last batch, in payload order: what it cost.
+    private(set) var charges: [[Charge]] = []
+    private var applier: RecordApplier
+    private let config: EngineConfig
+    private var scratch: [LedgerEntry] = []
+    private var noOutputs: [OutputRecord] = []
+
+    init(engines: [Int32: PartitionEngine], settings: EngineSettings) {
+        self.engines = engines
+        self.applier = RecordApplier(priceBook: settings.priceBook)
+        self.config = settings.config
+    }
+
+    func apply(_ payload: BatchPayload) {
+        charges.removeAll(keepingCapacity: true)
+        for section in payload.sections {
+            var engine = engines.removeValue(forKey: section.partition) ?? PartitionEngine(partition: section.partition, config: config)
+            for input in section.inputs {
+                scratch.removeAll(keepingCapacity: true)
+                applier.apply(input, engine: &engine, entries: &scratch, outputs: &noOutputs, wantOutputs: false)
+                charges.append(Charge.of(scratch[...]))
+            }
+            engines[section.partition] = engine
         }
     }
 }
