@@ -107,20 +107,20 @@ extension ReplayResult {
         return out
     }
 
-    /// A readable summary: the range, the customers whose charges or balances differ, totals,
-    /// the events that changed most.
+    /// A readable summary: the range, the customers whose charges or balances differ (largest
+    /// change first), totals, the events that changed most.
     public func table(rowsMax: Int = 50) -> String {
         func text(_ c: Credits) -> String {
             var bytes: [UInt8] = []
             c.appendDecimal(to: &bytes)
             return String(decoding: bytes, as: UTF8.self)
         }
-        func render(_ header: [String], _ lines: [[String]]) -> String {
+        func render(_ header: [String], _ lines: [[String]], left: Int = 2) -> String {
             var widths = header.map(\.count)
             for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
             func row(_ cells: [String]) -> String {
                 cells.enumerated().map { i, cell in
-                    i < 2 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    i < left ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                         : String(repeating: " ", count: widths[i] - cell.count) + cell
                 }.joined(separator: "  ")
             }
@@ -129,7 +129,13 @@ extension ReplayResult {
         var s = "replay of batches \(fromBatch)…\(throughBatch): \(batchesReplayed) batch(es), \(recordsReplayed) record(s)"
         s += snapshotBatch.map { " (from the snapshot through batch \($0))" } ?? ""
         s += "\n"
-        let changed = rows.filter { !$0.difference.isZero }
+        // Largest change of charges first (then balance), ties in report order.
+        func magnitude(_ c: Credits) -> Credits { c.isNegative ? .zero - c : c }
+        let changed = rows.enumerated().filter { !$0.element.difference.isZero }.sorted {
+            let a = (magnitude($0.element.difference.charges), magnitude($0.element.difference.available))
+            let b = (magnitude($1.element.difference.charges), magnitude($1.element.difference.available))
+            return a != b ? a > b : $0.offset < $1.offset
+        }.map(\.element)
         if hasNoDifferences {
             s += "no differences: every charge, balance and overage is as committed\n"
             return s
@@ -155,7 +161,7 @@ extension ReplayResult {
                 eventsChangedMost.map {
                     [$0.customer, $0.id, $0.currency, text($0.committed), text($0.recomputed), text($0.difference),
                      "\($0.topic)/\($0.partition)@\($0.offset)"]
-                })
+                }, left: 3)
         }
         s += "\ncorrection \(correctionID): \(adjustments.count) adjust entr\(adjustments.count == 1 ? "y" : "ies")\n"
         for reason in unappliable { s += "cannot be applied: \(reason)\n" }

@@ -68,6 +68,19 @@ import Testing
         #expect(sameApply.status == 0 && sameApply.stdoutText.contains("applied: nothing"), "\(sameApply.stderrText)")
         #expect(try Self.observable(base) == before)
 
+        // A dry run with the new prices: differences reported, nothing written.
+        let dry = try replay(base, ["--dry-run", "--prices", newPrices, "--report", report, "--top-events", "5"])
+        #expect(dry.status == 0, "\(dry.stderrText)")
+        print(dry.stdoutText)
+        #expect(dry.stdoutText.contains("customer/currency pair(s) differ") && dry.stdoutText.contains("totals:"))
+        #expect(dry.stderrText.contains("events/s"), "\(dry.stderrText)")
+        let dryJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        #expect(dryJSON["differences"] as? Bool == true && dryJSON["applied"] is NSNull)
+        #expect((dryJSON["events_changed_most"] as? [Any])?.count == 5)
+        #expect(((dryJSON["totals"] as? [[String: Any]]) ?? []).map { $0["currency"] as? String } == ["credits", "usd"])
+        #expect(!((dryJSON["corrections"] as? [Any]) ?? []).isEmpty)
+        #expect(try Self.observable(base) == before)
+
         // The uninterrupted apply with the new prices; then once more: nothing.
         let reference = dir.url.appendingPathComponent("reference").path
         try Self.copy(base, to: reference)
