@@ -156,8 +156,7 @@ struct ReplayCommand: ParsableCommand {
 }
 
 /// Progress on standard error: a line rewritten in place on a terminal, else a line every 5 s.
-final class ProgressLine: @unchecked Sendable {
-    // @unchecked Sendable: only used from the thread that runs the replay.
+final class ProgressLine {
     private let isTerminal = isatty(2) == 1
     private var lastPrint = DispatchTime.now().uptimeNanoseconds
     private var printed = false
