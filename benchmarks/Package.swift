@@ -45,5 +45,16 @@ let package = Package(
             dependencies: ["EngineStages", .product(name: "DrawdownCore", package: "drawdown")],
             path: "Benchmarks/EngineFigures"
         ),
+        // Replay throughput against the raw ledger drain in the same run, and the time to
+        // restore state from a snapshot plus N batches: `swift run -c release Replay`.
+        .executableTarget(
+            name: "Replay",
+            dependencies: [
+                .product(name: "DrawdownCore", package: "drawdown"),
+                .product(name: "DrawdownLedger", package: "drawdown"),
+                .product(name: "DrawdownService", package: "drawdown"),
+            ],
+            path: "Benchmarks/Replay"
+        ),
     ]
 )

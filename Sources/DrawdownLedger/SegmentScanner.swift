@@ -128,16 +128,16 @@ struct SegmentScanner {
 
 /// File names that are a batch number, zero-padded to 20 digits, and a suffix: segments
 /// (`00000000000000000001.seg`, named for their first batch) and snapshots (`….snap`, named for
-/// the batch they cover).
-enum NumberedFileName {
+/// the batch they cover), and the correction records of `drawdown replay`.
+public enum NumberedFileName {
     static let digits = 20
 
-    static func make(_ number: UInt64, suffix: String) -> String {
+    public static func make(_ number: UInt64, suffix: String) -> String {
         let n = String(number)
         return String(repeating: "0", count: digits - n.count) + n + suffix
     }
 
-    static func parse(_ name: String, suffix: String) -> UInt64? {
+    public static func parse(_ name: String, suffix: String) -> UInt64? {
         guard name.hasSuffix(suffix) else { return nil }
         let stem = name.dropLast(suffix.count)
         guard stem.count == digits, stem.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }

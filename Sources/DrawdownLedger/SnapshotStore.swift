@@ -155,7 +155,13 @@ public final class SnapshotStore: Sendable {
     /// The newest good snapshot that also agrees with `ledger`: it covers a batch the ledger has,
     /// and its chain hash is the ledger's hash at that batch.
     public func newestValid(matching ledger: LedgerStore) throws -> SnapshotLoad {
-        try newestValid(notAfter: ledger.lastBatchNumber) { snapshot in
+        try newestValid(matching: ledger, notAfter: ledger.lastBatchNumber)
+    }
+
+    /// The newest good snapshot that agrees with `ledger` and covers no batch after `notAfter`
+    /// (a replay that must start before a given batch).
+    public func newestValid(matching ledger: LedgerStore, notAfter: UInt64) throws -> SnapshotLoad {
+        try newestValid(notAfter: min(notAfter, ledger.lastBatchNumber)) { snapshot in
             let hash = try ledger.hash(ofBatch: snapshot.coversThroughBatch)
             guard hash == snapshot.chainHash else {
                 return "chain hash \(snapshot.chainHash) differs from the ledger's \(hash?.description ?? "(none)") at batch \(snapshot.coversThroughBatch)"

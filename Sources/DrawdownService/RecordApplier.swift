@@ -148,7 +148,7 @@ struct RecordApplier {
         }
     }
 
-    private mutating func appendBalanceChange(
+    mutating func appendBalanceChange(
         customer: String, currency: String, available: Credits, overage: Credits, causeType: String, causeID: String,
         entries: ArraySlice<LedgerEntry>, partition: Int32, timestamp: EventTime, to outputs: inout [OutputRecord]
     ) {
