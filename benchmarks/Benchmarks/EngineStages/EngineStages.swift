@@ -58,8 +58,9 @@ public enum EngineStages {
     /// Applies pre-decoded messages. Returns how many were applied.
     public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
         var batch = Batch()
-        for message in messages {
-            _ = engine.apply(message)
+        // By index: `for message in messages` would copy each message (a retain per string).
+        for i in messages.indices {
+            _ = engine.apply(messages[i])
             batch.count(&engine)
         }
         engine.discardOutput()
