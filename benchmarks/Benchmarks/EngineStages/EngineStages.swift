@@ -58,9 +58,10 @@ public enum EngineStages {
     /// Applies pre-decoded messages. Returns how many were applied.
     public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
         var batch = Batch()
-        // By index: `for message in messages` would copy each message (a retain per string).
-        for i in messages.indices {
-            _ = engine.apply(messages[i])
+        // Each message is copied out of the array and destroyed after (~10 % of this stage's
+        // instructions in callgrind; indexing does the same). parse+apply has no such copy.
+        for message in messages {
+            _ = engine.apply(message)
             batch.count(&engine)
         }
         engine.discardOutput()
