@@ -19,12 +19,12 @@ extension PartitionEngine {
     public mutating func adjust(
         customer: String, currency: String, grant: String?, amount: Credits, source: String, timestamp: EventTime
     ) -> Result<UInt64, AdjustmentError> {
-        guard let c = customerIndex[CustomerKey(customer)] else {
+        guard let c = customerNumber(customer) else {
             return .failure(AdjustmentError("unknown customer \"\(customer)\""))
         }
         let existingSlot = customers[Int(c)].currencies.firstIndex { $0.currency == currency }
         if let grantID = grant {
-            guard let g = grantIndex[GrantKey(customer: c, id: grantID)] else {
+            guard let g = grantNumber(customer: c, id: grantID) else {
                 return .failure(AdjustmentError("unknown grant \"\(grantID)\" of customer \"\(customer)\""))
             }
             let record = grants[Int(g)]

@@ -32,7 +32,7 @@ extension PartitionEngine {
     /// The customer's balances and grants as of the last applied message; nil for a customer
     /// this partition has never seen.
     public func customerView(_ customer: String) -> CustomerView? {
-        guard let c = customerIndex[CustomerKey(customer)] else { return nil }
+        guard let c = customerNumber(customer) else { return nil }
         return customerView(at: Int(c))
     }
 

@@ -76,13 +76,26 @@ public enum DecimalParser {
         }
         // Beyond 27 digits the value is at least 10^18 units whatever the mantissa.
         if shift > 27 { return .failure(.outOfRange) }
+        // The usual case in one 64-bit multiplication: both factors small enough that the
+        // product cannot overflow (then the range check below decides).
+        if shift <= 9, mantissa < 1 << 32 {
+            return finish(Int128(Int64(mantissa) &* DecimalParser.powersOfTen[shift]), negative: negative)
+        }
         while shift > 0 {
             mantissa *= 10
             if mantissa >= Credits.nanosLimit { return .failure(.outOfRange) }
             shift -= 1
         }
-        if mantissa >= Credits.nanosLimit { return .failure(.outOfRange) }
-        return .success(Credits(nanos: negative ? -mantissa : mantissa))
+        return finish(mantissa, negative: negative)
+    }
+
+    /// 10^0 ... 10^9.
+    static let powersOfTen: [Int64] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
+
+    @inline(__always)
+    private static func finish(_ nanos: Int128, negative: Bool) -> Result<Credits, DecimalError> {
+        if nanos >= Credits.nanosLimit { return .failure(.outOfRange) }
+        return .success(Credits(nanos: negative ? -nanos : nanos))
     }
 
     public static func parse(_ text: String) -> Result<Credits, DecimalError> {

@@ -116,7 +116,8 @@ extension PartitionEngine {
                 for _ in 0..<(try r.count()) { list.append(Int32(try r.count(max: Int(Int32.max)))) }
                 lists.append(list)
             }
-            (customer.grants, customer.drawOrder, customer.live, customer.pending) = (lists[0], lists[1], lists[2], lists[3])
+            // lists[2] is the live set in apply order: drawOrder sorted, so not kept.
+            (customer.grants, customer.drawOrder, customer.pending) = (lists[0], lists[1], lists[3])
             customer.nextExpiry = try r.signed()
             customer.nextActivation = try r.signed()
             for _ in 0..<(try r.count()) {
@@ -130,7 +131,7 @@ extension PartitionEngine {
                 slot.exhausted = try r.byte() != 0
                 customer.currencies.append(slot)
             }
-            customerIndex[CustomerKey(customer.id)] = Int32(index)
+            customerIndex.insert(CustomerKey(customer.id).hash, Int32(index))
             customers.append(customer)
         }
 
@@ -154,7 +155,7 @@ extension PartitionEngine {
             let record = GrantRecord(
                 id: id, customer: customer, currencySlot: currencySlot, terms: terms, remaining: remaining, status: status,
                 contentHash: try r.uint64())
-            grantIndex[GrantKey(customer: customer, id: id)] = Int32(index)
+            grantIndex.insert(GrantKey.hash(customer: customer, id: id), Int32(index))
             grants.append(record)
         }
 

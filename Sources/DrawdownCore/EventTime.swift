@@ -56,7 +56,7 @@ extension EventTime {
     public static func parse(_ s: UnsafeBufferPointer<UInt8>) -> EventTime? {
         let n = s.count
         guard n >= 20 else { return nil }
-        func digits(_ at: Int, _ count: Int) -> Int? {
+        @inline(__always) func digits(_ at: Int, _ count: Int) -> Int? {
             var value = 0
             for i in at..<(at + count) {
                 let d = s[i] &- UInt8(ascii: "0")

@@ -140,6 +140,10 @@ public struct JSONScanner: ~Copyable {
         defer { keys.removeSubrange(keysBase...) }
         var hash: UInt64 = 0
         var memberCount: UInt64 = 0
+        // One bit per key hash: only an object where two keys share a bit is checked for
+        // repeated names.
+        var seen: UInt64 = 0
+        var mayRepeat = false
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -153,6 +157,9 @@ public struct JSONScanner: ~Copyable {
             let key = try scanString()
             let keyHash = stringHash(key)
             keys.append(KeyRef(hash: keyHash, start: key.start, end: key.end, escaped: key.escaped))
+            let bit: UInt64 = 1 << (keyHash >> 58)
+            if seen & bit != 0 { mayRepeat = true }
+            seen |= bit
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 throw JSONMalformed(detail: "expected ':'", offset: index)
@@ -175,7 +182,7 @@ public struct JSONScanner: ~Copyable {
             index += 1
             break
         }
-        try checkRepeatedKeys(from: keysBase)
+        if mayRepeat { try checkRepeatedKeys(from: keysBase) }
         return StableHash.mix(hash ^ 0x6f62_6a00, memberCount &+ StableHash.p3)
     }
 
@@ -233,25 +240,42 @@ public struct JSONScanner: ~Copyable {
     /// Scans a string starting at its opening quote; validates escapes (including
     /// `\u` surrogate pairs) and rejects raw control characters.
     public mutating func scanString() throws(JSONMalformed) -> JSONSpan {
-        index += 1  // "
-        let start = index
+        let start = index + 1  // after the quote
+        let count = bytes.count
+        var i = start
         var escaped = false
-        while index < bytes.count {
-            let b = bytes[index]
+        while true {
+            // Eight bytes at a time: skip to the first quote, backslash or control character.
+            if i + 8 <= count {
+                let stops = SWAR.stringStops(SWAR.load(bytes, at: i))
+                if stops == 0 {
+                    i += 8
+                    continue
+                }
+                i += stops.trailingZeroBitCount >> 3
+            }
+            guard i < count else {
+                index = i
+                throw JSONMalformed(detail: "unterminated string", offset: i)
+            }
+            let b = bytes[i]
             if b == UInt8(ascii: "\"") {
-                let span = JSONSpan(start: start, end: index, kind: .string, escaped: escaped)
-                index += 1
-                return span
+                index = i + 1
+                return JSONSpan(start: start, end: i, kind: .string, escaped: escaped)
             }
             if b == UInt8(ascii: "\\") {
                 escaped = true
+                index = i
                 try scanEscape()
+                i = index
                 continue
             }
-            guard b >= 0x20 else { throw JSONMalformed(detail: "control character in string", offset: index) }
-            index += 1
+            guard b >= 0x20 else {
+                index = i
+                throw JSONMalformed(detail: "control character in string", offset: i)
+            }
+            i += 1
         }
-        throw JSONMalformed(detail: "unterminated string", offset: index)
     }
 
     private mutating func scanEscape() throws(JSONMalformed) {
@@ -492,3 +516,36 @@ public struct JSONScratch: Sendable {
 }
 
 extension JSONScanner.KeyRef: Sendable {}
+
+/// Byte searches eight bytes at a time in a `UInt64` (SIMD within a register).
+enum SWAR {
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    @inline(__always)
+    static func load(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> UInt64 {
+        // The caller checked index + 8 <= bytes.count.
+        UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress!).loadUnaligned(fromByteOffset: index, as: UInt64.self))
+    }
+
+    /// The high bit of each zero byte of `word`. Bytes above the first zero byte may be
+    /// flagged falsely (borrows), so only "any" and the lowest flag are exact.
+    @inline(__always)
+    static func zeros(_ word: UInt64) -> UInt64 { (word &- ones) & ~word & highs }
+
+    /// Whether some byte of `word` equals `byte`.
+    @inline(__always)
+    static func has(_ word: UInt64, _ byte: UInt8) -> Bool { zeros(word ^ (ones &* UInt64(byte))) != 0 }
+
+    /// Flags for bytes below 0x20 (bytes ≥ 0x80 never count); exact as `zeros` is.
+    @inline(__always)
+    static func controls(_ word: UInt64) -> UInt64 { (word &- ones &* 0x20) & ~word & highs }
+
+    /// Flags where a string scan must stop (quote, backslash, control character): the
+    /// lowest flag (little-endian: `trailingZeroBitCount / 8`) is the first such byte.
+    @inline(__always)
+    static func stringStops(_ word: UInt64) -> UInt64 {
+        zeros(word ^ (ones &* UInt64(UInt8(ascii: "\"")))) | zeros(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+            | controls(word)
+    }
+}

@@ -78,13 +78,16 @@ public struct Message: Sendable {
         case threshold(ThresholdLevels)
     }
 
-    public var id: String
-    public var customer: String
+    public var id: String { didSet { keyHashes = nil } }
+    public var customer: String { didSet { keyHashes = nil } }
     public var timestamp: EventTime
     /// Canonical content hash: equal for records that differ only in whitespace, field
     /// order or `null` optional fields (SPEC §3.1 `conflict`).
     public var contentHash: UInt64
     public var body: Body
+    /// The customer's hash and the idempotency fingerprint, when the decoder computed them
+    /// from the record's bytes (cleared when `id` or `customer` change).
+    var keyHashes: KeyHashes?
 
     public init(id: String, customer: String, timestamp: EventTime, contentHash: UInt64, body: Body) {
         self.id = id
@@ -92,6 +95,12 @@ public struct Message: Sendable {
         self.timestamp = timestamp
         self.contentHash = contentHash
         self.body = body
+    }
+
+    /// The customer's key and the message's idempotency fingerprint.
+    var key: (customer: CustomerKey, fingerprint: KeyFingerprint) {
+        let hashes = keyHashes ?? KeyHashes(customer: customer, id: id)
+        return (CustomerKey(id: customer, hash: hashes.customer), hashes.fingerprint)
     }
 
     public var type: MessageType {

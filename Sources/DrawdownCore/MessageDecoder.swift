@@ -136,12 +136,27 @@ public struct MessageDecoder: Sendable {
             case .void: body = .void(grant: try requiredName(.grant, &scanner, limit: MessageLimits.idBytesMax))
             case .threshold: body = .threshold(try threshold(&scanner))
             }
-            return .success(Message(id: id, customer: customer, timestamp: timestamp, contentHash: contentHash, body: body))
+            var message = Message(id: id, customer: customer, timestamp: timestamp, contentHash: contentHash, body: body)
+            message.keyHashes = keyHashes(&scanner)
+            return .success(message)
         } catch let rejection as Rejection {
             return .failure(rejection)
         } catch {
             return .failure(Rejection(.malformed, "\(error)"))
         }
+    }
+
+    /// Customer hash and fingerprint from the record's bytes (customer and id were validated).
+    private func keyHashes(_ scanner: inout JSONScanner) -> KeyHashes {
+        let customerSpan = spans[Field.customer.rawValue]
+        let idSpan = spans[Field.id.rawValue]
+        if customerSpan.escaped || idSpan.escaped {
+            return KeyHashes(customer: scanner.decodedString(customerSpan), id: scanner.decodedString(idSpan))
+        }
+        let bytes = scanner.bytes
+        return KeyHashes(
+            customer: UnsafeBufferPointer(rebasing: bytes[customerSpan.start..<customerSpan.end]),
+            id: UnsafeBufferPointer(rebasing: bytes[idSpan.start..<idSpan.end]))
     }
 
     private func usage(_ scanner: inout JSONScanner) throws -> Usage {

@@ -55,8 +55,10 @@ public enum JSONLines {
         guard let base = input.baseAddress else { return }
         var start = 0
         let count = input.count
+        let buffer = UnsafeBufferPointer(start: base, count: count)
         while start < count {
             var end = start
+            while end + 8 <= count, !SWAR.has(SWAR.load(buffer, at: end), 0x0A) { end += 8 }
             while end < count, base[end] != 0x0A { end += 1 }
             body(UnsafeBufferPointer(start: base + start, count: end - start))
             start = end + 1

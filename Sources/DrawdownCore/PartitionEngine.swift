@@ -34,9 +34,11 @@ public struct PartitionEngine: Sendable {
 
     // Customers and grants, indexed by dense per-partition numbers.
     var customers: [CustomerRecord] = []
-    var customerIndex: [CustomerKey: Int32] = [:]
+    /// Customer numbers by `CustomerKey.hash`.
+    var customerIndex = HashIndex()
     var grants: [GrantRecord] = []
-    var grantIndex: [GrantKey: Int32] = [:]
+    /// Grant numbers by `GrantKey.hash(customer:id:)`.
+    var grantIndex = HashIndex()
     /// Grants that may expire, by (expires_at, apply order): the idle-customer sweep.
     var expiryQueue = MinHeap()
     var dedupe = DedupeTable()
@@ -87,9 +89,8 @@ public struct PartitionEngine: Sendable {
     /// duplicate (and `conflict`), then references (`unknown_grant`).
     public mutating func apply(_ message: Message) -> Outcome {
         let t = message.timestamp.nanos
-        let customerKey = CustomerKey(message.customer)
-        let existingCustomer = customerIndex[customerKey]
-        let fingerprint = KeyFingerprint(customer: customerKey, id: message.id)
+        let (customerKey, fingerprint) = message.key
+        let existingCustomer = customerNumber(customerKey)
 
         if let c = existingCustomer {
             let watermark = customers[Int(c)].watermark
@@ -104,7 +105,7 @@ public struct PartitionEngine: Sendable {
                 return remembered.contentHash == message.contentHash ? .duplicate : .conflict
             }
             // A grant id names its grant for good: a resend is a duplicate whatever its fields.
-            if case .grant = message.body, let g = grantIndex[GrantKey(customer: c, id: message.id)] {
+            if case .grant = message.body, let g = grantNumber(customer: c, id: message.id) {
                 duplicates += 1
                 return grants[Int(g)].contentHash == message.contentHash ? .duplicate : .conflict
             }
@@ -112,7 +113,7 @@ public struct PartitionEngine: Sendable {
         // References.
         var voidTarget: Int32?
         if case .void(let grantID) = message.body {
-            guard let c = existingCustomer, let g = grantIndex[GrantKey(customer: c, id: grantID)] else {
+            guard let c = existingCustomer, let g = grantNumber(customer: c, id: grantID) else {
                 rejected += 1
                 return .rejected(Rejection(.unknownGrant, "no grant \"\(grantID)\" for this customer"))
             }
@@ -121,7 +122,7 @@ public struct PartitionEngine: Sendable {
 
         // Accepted: move the watermarks, write what became due, then apply.
         let c = existingCustomer ?? addCustomer(customerKey)
-        touched.removeAll(keepingCapacity: true)
+        if !touched.isEmpty { touched.removeAll(keepingCapacity: true) }
         let newCustomerWatermark = max(customers[Int(c)].watermark, t)
         let newPartitionWatermark = max(partitionWatermark, t)
         expireDue(customer: c, customerWatermark: newCustomerWatermark, partitionWatermark: newPartitionWatermark)
@@ -142,8 +143,10 @@ public struct PartitionEngine: Sendable {
         }
 
         dedupe.remember(fingerprint, customer: Int(c), timestamp: t, contentHash: message.contentHash) {
-            [customers, window = config.dedupeWindow] customer, timestamp in
-            timestamp < customers[customer].watermark &- window
+            [customers, window = config.dedupeWindow, fresh = partitionWatermark &- config.dedupeWindow] customer, timestamp in
+            // Every customer's watermark is at most the partition's: a key this recent is kept
+            // without reading its customer (a cache miss per key while the table is swept).
+            timestamp >= fresh ? false : timestamp < customers[customer].watermark &- window
         }
         applied += 1
         evaluateAlerts(message: message)
@@ -153,12 +156,31 @@ public struct PartitionEngine: Sendable {
     private mutating func addCustomer(_ key: CustomerKey) -> Int32 {
         let index = Int32(customers.count)
         customers.append(CustomerRecord(id: key.id))
-        customerIndex[key] = index
+        customerIndex.insert(key.hash, index)
         return index
     }
 
+    /// The number of a known customer.
+    @inline(__always)
+    func customerNumber(_ key: CustomerKey) -> Int32? {
+        customerIndex.find(key.hash) { customers[Int($0)].id == key.id }
+    }
+
+    func customerNumber(_ id: String) -> Int32? { customerNumber(CustomerKey(id)) }
+
+    /// The number of a grant of customer `c`.
+    @inline(__always)
+    func grantNumber(customer c: Int32, id: String) -> Int32? {
+        grantIndex.find(GrantKey.hash(customer: c, id: id)) { grants[Int($0)].customer == c && grants[Int($0)].id == id }
+    }
+
     private mutating func currencySlot(customer c: Int32, currency: String) -> Int32 {
-        if let k = customers[Int(c)].currencies.firstIndex(where: { $0.currency == currency }) { return Int32(k) }
+        let count = customers[Int(c)].currencies.count
+        var k = 0
+        while k < count {
+            if customers[Int(c)].currencies[k].currency == currency { return Int32(k) }
+            k += 1
+        }
         customers[Int(c)].currencies.append(CurrencyRecord(currency: currency))
         return Int32(customers[Int(c)].currencies.count - 1)
     }
@@ -188,9 +210,9 @@ public struct PartitionEngine: Sendable {
     /// own grants with `expires_at` ≤ its new watermark, and any grant of the partition with
     /// `expires_at` + grace ≤ the partition's new watermark (SPEC §3.2).
     private mutating func expireDue(customer c: Int32, customerWatermark: Int64, partitionWatermark pw: Int64) {
-        expiring.removeAll(keepingCapacity: true)
+        if !expiring.isEmpty { expiring.removeAll(keepingCapacity: true) }
         if customers[Int(c)].nextExpiry <= customerWatermark {
-            for g in customers[Int(c)].live where grants[Int(g)].expiresAtNanos <= customerWatermark {
+            for g in customers[Int(c)].drawOrder where grants[Int(g)].expiresAtNanos <= customerWatermark {
                 expiring.append(g)
             }
         }
@@ -255,7 +277,7 @@ public struct PartitionEngine: Sendable {
             let gi = Int(g)
             // Fields are read in place: copying a GrantRecord costs a handful of retains.
             guard grants[gi].currencySlot == k, grants[gi].status == .active, grants[gi].remaining.isPositive,
-                grants[gi].terms.effectiveAt.nanos <= t, grants[gi].pays(for: usage.meter)
+                grants[gi].effectiveNanos <= t, !grants[gi].scoped || grants[gi].pays(for: usage.meter)
             else { continue }
             let drawn = min(grants[gi].remaining, left)
             grants[gi].remaining -= drawn
@@ -266,8 +288,7 @@ public struct PartitionEngine: Sendable {
         }
         customers[Int(c)].currencies[Int(k)].overage += left
         write(.overage, customer: c, currency: k, grant: nil, amount: left, source: message.id, timestamp: message.timestamp)
-        let slot = customers[Int(c)].currencies[Int(k)]
-        if slot.available.isZero, !slot.exhausted {
+        if customers[Int(c)].currencies[Int(k)].available.isZero, !customers[Int(c)].currencies[Int(k)].exhausted {
             customers[Int(c)].currencies[Int(k)].exhausted = true
             alerts.append(
                 Alert(
@@ -285,7 +306,7 @@ public struct PartitionEngine: Sendable {
             GrantRecord(
                 id: message.id, customer: c, currencySlot: k, terms: terms, remaining: terms.amount,
                 status: effective ? .active : .pending, contentHash: message.contentHash))
-        grantIndex[GrantKey(customer: c, id: message.id)] = g
+        grantIndex.insert(GrantKey.hash(customer: c, id: message.id), g)
         if effective { customers[Int(c)].currencies[Int(k)].available += terms.amount }
         customers[Int(c)].add(g, grants: grants)
         write(.grant, customer: c, currency: k, grant: message.id, amount: terms.amount, source: message.id, timestamp: message.timestamp)
@@ -355,28 +376,56 @@ struct CustomerKey: Hashable, Sendable {
         self.hash = StableHash.hash(id, seed: CustomerKey.seed)
     }
 
+    init(id: String, hash: UInt64) {
+        self.id = id
+        self.hash = hash
+    }
+
 
     static func == (a: CustomerKey, b: CustomerKey) -> Bool { a.hash == b.hash && a.id == b.id }
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }
 
-struct GrantKey: Hashable, Sendable {
-    var customer: Int32
-    var id: String
+/// How grants are indexed: by customer number and id.
+enum GrantKey {
+    static func hash(customer: Int32, id: String) -> UInt64 {
+        StableHash.combine(StableHash.hash(id, seed: 0x6772_616e_7473), UInt64(UInt32(bitPattern: customer)))
+    }
 }
 
 enum GrantStatus: UInt8, Sendable {
     case pending, active, expired, voided
 }
 
+/// One grant. The fields a draw reads come first (with copies of `effective_at` and of
+/// whether the grant is meter-scoped), so that a draw usually touches one cache line of it.
 struct GrantRecord: Sendable {
-    var id: String
+    var remaining: Credits
     var customer: Int32
     var currencySlot: Int32
-    var terms: GrantTerms
-    var remaining: Credits
+    /// `terms.effectiveAt.nanos`.
+    let effectiveNanos: Int64
     var status: GrantStatus
+    /// `terms.meters != nil`.
+    let scoped: Bool
+    var id: String
     var contentHash: UInt64
+    let terms: GrantTerms
+
+    init(
+        id: String, customer: Int32, currencySlot: Int32, terms: GrantTerms, remaining: Credits, status: GrantStatus,
+        contentHash: UInt64
+    ) {
+        self.remaining = remaining
+        self.customer = customer
+        self.currencySlot = currencySlot
+        self.effectiveNanos = terms.effectiveAt.nanos
+        self.status = status
+        self.scoped = terms.meters != nil
+        self.id = id
+        self.contentHash = contentHash
+        self.terms = terms
+    }
 
     var effectiveAt: EventTime { terms.effectiveAt }
     var expiresAt: EventTime? { terms.expiresAt }
@@ -416,25 +465,29 @@ struct CurrencyRecord: Sendable {
     }
 }
 
+/// One customer; the fields every message reads come first.
 struct CustomerRecord: Sendable {
-    var id: String
     var watermark: Int64 = Int64.min
-    /// Every grant, in the order applied.
-    var grants: [Int32] = []
-    /// Grants neither expired nor voided, in draw order.
-    var drawOrder: [Int32] = []
-    /// The same set, in the order applied (for expiry scans).
-    var live: [Int32] = []
-    var pending: [Int32] = []
     var nextExpiry: Int64 = Int64.max
     var nextActivation: Int64 = Int64.max
+    /// Grants neither expired nor voided, in draw order.
+    var drawOrder: [Int32] = []
     var currencies: [CurrencyRecord] = []
+    var pending: [Int32] = []
+    var id: String
+    /// Every grant, in the order applied.
+    var grants: [Int32] = []
+
+    /// The live grants (those of `drawOrder`) in the order applied.
+    var live: [Int32] { drawOrder.sorted() }
 
     init(id: String) { self.id = id }
 
     mutating func add(_ g: Int32, grants all: [GrantRecord]) {
+        // Customers have a few grants: one allocation for the first four, not three.
+        if grants.isEmpty { grants.reserveCapacity(4) }
+        if drawOrder.isEmpty { drawOrder.reserveCapacity(4) }
         grants.append(g)
-        live.append(g)
         let record = all[Int(g)]
         var position = drawOrder.count
         while position > 0, GrantRecord.drawsBefore(record, g, all[Int(drawOrder[position - 1])], drawOrder[position - 1]) {
@@ -451,9 +504,8 @@ struct CustomerRecord: Sendable {
     /// Removes an expired or voided grant from the working sets.
     mutating func retire(_ g: Int32, grants all: [GrantRecord]) {
         drawOrder.removeAll { $0 == g }
-        live.removeAll { $0 == g }
         pending.removeAll { $0 == g }
-        nextExpiry = live.reduce(Int64.max) { min($0, all[Int($1)].expiresAtNanos) }
+        nextExpiry = drawOrder.reduce(Int64.max) { min($0, all[Int($1)].expiresAtNanos) }
         refreshNextActivation(grants: all)
     }
 
@@ -525,7 +577,7 @@ public struct CurrencyBalance: Sendable, Equatable {
 extension PartitionEngine {
     /// The customer's balances, by currency in byte order; empty for an unknown customer.
     public func balances(customer: String) -> [CurrencyBalance] {
-        guard let c = customerIndex[CustomerKey(customer)] else { return [] }
+        guard let c = customerNumber(customer) else { return [] }
         return customers[Int(c)].currencies
             .map { CurrencyBalance(currency: $0.currency, available: $0.available, overage: $0.overage) }
             .sorted { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }

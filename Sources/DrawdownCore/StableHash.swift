@@ -79,8 +79,22 @@ public struct KeyFingerprint: Hashable, Sendable {
     }
 }
 
-extension KeyFingerprint {
-    init(customer: CustomerKey, id: String) {
-        self.init(customerHash: customer.hash, customer: customer.id, id: id)
+/// A message's customer hash (`CustomerKey.seed`) and idempotency fingerprint, computed once.
+struct KeyHashes: Sendable {
+    var customer: UInt64
+    var fingerprint: KeyFingerprint
+
+    init(customer: String, id: String) {
+        self.customer = StableHash.hash(customer, seed: CustomerKey.seed)
+        fingerprint = KeyFingerprint(customerHash: self.customer, customer: customer, id: id)
+    }
+
+    /// The same, from the decoded bytes of customer and id (equal to the `String` form).
+    init(customer: UnsafeBufferPointer<UInt8>, id: UnsafeBufferPointer<UInt8>) {
+        let c0 = StableHash.hash(customer, seed: CustomerKey.seed)
+        let c1 = StableHash.hash(customer, seed: 0x9abc_def0)
+        self.customer = c0
+        fingerprint = KeyFingerprint(
+            low: StableHash.hash(id, seed: c0), high: StableHash.hash(id, seed: c1 ^ 0x5555_5555_5555_5555))
     }
 }

@@ -18,13 +18,17 @@ var arguments = CommandLine.arguments.dropFirst()
 var writeDirectory: String?
 var repeats = 5
 var dedupeKeys = 10_000_000
+var inputPath: String?
+var stages: Set<String> = ["split", "parse", "apply", "both"]
 while let argument = arguments.popFirst() {
     switch argument {
     case "--write": writeDirectory = arguments.popFirst()
     case "--repeats": repeats = arguments.popFirst().flatMap { Int($0) } ?? repeats
     case "--dedupe-keys": dedupeKeys = arguments.popFirst().flatMap { Int($0) } ?? dedupeKeys
+    case "--input": inputPath = arguments.popFirst()
+    case "--only": stages = Set((arguments.popFirst() ?? "").split(separator: ",").map(String.init))
     default:
-        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N]")
+        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N] [--input FILE] [--only split,parse,apply,both]")
         exit(2)
     }
 }
@@ -42,7 +46,24 @@ func write(_ bytes: [UInt8], to path: String) {
     }
 }
 
-let input = EngineStages.workload()
+/// A workload file written by `--write` (no generation: what callgrind should see).
+func read(_ path: String) -> [UInt8] {
+    guard let file = fopen(path, "rb") else {
+        print("cannot read \(path)")
+        exit(1)
+    }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+        if count <= 0 { break }
+        bytes.append(contentsOf: chunk[..<count])
+    }
+    return bytes
+}
+
+let input = inputPath.map(read) ?? EngineStages.workload()
 let spec = EngineStages.spec()
 if let directory = writeDirectory {
     write(input, to: directory + "/workload.jsonl")
@@ -88,16 +109,17 @@ func measure<State>(_ repeats: Int, _ prepare: () -> State, _ body: (inout State
     return Figure(cpuNanos: cpu[cpu.count / 2], wallNanos: wall[wall.count / 2], result: result)
 }
 
-let messages = EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 })
-let lines = spec.messages
-print("workload: \(lines) messages, \(spec.customers) customers, \(input.count) bytes (\(input.count / max(1, lines)) bytes a line), \(messages.count) decode; median of \(repeats) runs, thread CPU time")
+let messages = stages.contains("apply") ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
+let lines = inputPath == nil ? spec.messages : input.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+print("workload: \(lines) messages, \(inputPath ?? "\(spec.customers) customers"), \(input.count) bytes (\(input.count / max(1, lines)) bytes a line), \(messages.count) decode; median of \(repeats) runs, thread CPU time")
 
+let none = Figure(cpuNanos: 0, wallNanos: 0, result: 0)
 let split = input.withUnsafeBufferPointer { buffer in measure(repeats, { () }) { _ in EngineStages.splitLines(buffer) } }
-let parse = input.withUnsafeBufferPointer { buffer in
+let parse = !stages.contains("parse") ? none : input.withUnsafeBufferPointer { buffer in
     measure(repeats, { MessageDecoder(priceBook: Workload.priceBook) }) { EngineStages.parse(buffer, decoder: &$0) }
 }
-let apply = measure(repeats, { PartitionEngine() }) { EngineStages.apply(messages, engine: &$0) }
-let both = input.withUnsafeBufferPointer { buffer in
+let apply = !stages.contains("apply") ? none : measure(repeats, { PartitionEngine() }) { EngineStages.apply(messages, engine: &$0) }
+let both = !stages.contains("both") ? none : input.withUnsafeBufferPointer { buffer in
     measure(repeats, { (MessageDecoder(priceBook: Workload.priceBook), PartitionEngine()) }) {
         EngineStages.parseAndApply(buffer, decoder: &$0.0, engine: &$0.1)
     }
@@ -113,9 +135,9 @@ func row(_ name: String, _ figure: Figure, lines: Int, baseline: Figure) {
             + "  (wall \(fixed(figure.wallNanos / Double(lines))) ns/event; \(figure.result))")
 }
 row("split lines", split, lines: lines, baseline: split)
-row("parse", parse, lines: lines, baseline: split)
-row("apply", apply, lines: lines, baseline: split)
-row("parse+apply", both, lines: lines, baseline: split)
+if stages.contains("parse") { row("parse", parse, lines: lines, baseline: split) }
+if stages.contains("apply") { row("apply", apply, lines: lines, baseline: split) }
+if stages.contains("both") { row("parse+apply", both, lines: lines, baseline: split) }
 
 if dedupeKeys > 0 {
     let clock = ContinuousClock()

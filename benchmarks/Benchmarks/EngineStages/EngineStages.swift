@@ -58,6 +58,8 @@ public enum EngineStages {
     /// Applies pre-decoded messages. Returns how many were applied.
     public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
         var batch = Batch()
+        // Each message is copied out of the array and destroyed after (~10 % of this stage's
+        // instructions in callgrind; indexing does the same). parse+apply has no such copy.
         for message in messages {
             _ = engine.apply(message)
             batch.count(&engine)

@@ -1,0 +1,116 @@
+@testable import DrawdownCore
+import Testing
+
+/// The engine's own tables (idempotency keys, customer and grant indexes) and the key hashes
+/// the decoder computes from a record's bytes, against plain reference models.
+@Suite struct EngineIndexTests {
+    /// SplitMix64, enough for shuffled keys.
+    struct Generator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func dedupeTableMatchesADictionaryThroughGrowthAndSweeps() {
+        var generator = Generator(state: 7)
+        var table = DedupeTable()
+        var reference: [KeyFingerprint: (customer: Int, remembered: DedupeTable.Remembered)] = [:]
+        var keys: [KeyFingerprint] = []
+        // Customers 0..<50; a key of customer c is stale when its timestamp is below c * 1000.
+        let staleBelow = 20_000
+        for n in 0..<20_000 {
+            let key: KeyFingerprint
+            if n % 7 == 3, !keys.isEmpty {
+                key = keys[Int(generator.next() % UInt64(keys.count))]  // replace
+            } else {
+                key = KeyFingerprint(low: generator.next(), high: generator.next() & 0xFFFF_FFFF)
+                keys.append(key)
+            }
+            let customer = Int(generator.next() % 50)
+            let remembered = DedupeTable.Remembered(timestamp: Int64(n), contentHash: generator.next())
+            table.remember(key, customer: customer, timestamp: remembered.timestamp, contentHash: remembered.contentHash) {
+                _, timestamp in timestamp < Int64(n - staleBelow)
+            }
+            reference[key] = (reference[key]?.customer ?? customer, remembered)  // a replacement keeps its customer
+        }
+        #expect(table.count == reference.count)
+        for (key, value) in reference { #expect(table.lookup(key) == value.remembered) }
+        #expect(table.lookup(KeyFingerprint(low: 1, high: 2)) == nil)
+        var seen = 0
+        table.forEach { key, customer, remembered in
+            seen += 1
+            #expect(reference[key]?.customer == customer)
+            #expect(reference[key]?.remembered == remembered)
+        }
+        #expect(seen == reference.count)
+        // Sweeps drop only stale keys: with everything stale below 19,000 the table shrinks.
+        var swept = table
+        var recent: [KeyFingerprint] = []
+        for n in 20_000..<40_000 {
+            let key = KeyFingerprint(low: generator.next(), high: generator.next() & 0xFFFF_FFFF)
+            swept.remember(key, customer: 0, timestamp: Int64(n), contentHash: UInt64(n)) { _, timestamp in timestamp < Int64(n - 1_000) }
+            if n >= 39_000 { recent.append(key) }
+        }
+        #expect(swept.count < 20_000 + reference.count)
+        for (i, key) in recent.enumerated() {
+            #expect(swept.lookup(key) == DedupeTable.Remembered(timestamp: Int64(39_000 + i), contentHash: UInt64(39_000 + i)))
+        }
+        // The original is a value: untouched.
+        #expect(table.count == reference.count)
+    }
+
+    @Test func dedupeTableComparesTheLow32BitsOfTheHighHalf() {
+        var table = DedupeTable()
+        let key = KeyFingerprint(low: 42, high: 0xDEAD_BEEF_0000_0001)
+        table.remember(key, customer: 3, timestamp: 9, contentHash: 5) { _, _ in false }
+        #expect(table.lookup(KeyFingerprint(low: 42, high: 1)) == DedupeTable.Remembered(timestamp: 9, contentHash: 5))
+        #expect(table.lookup(KeyFingerprint(low: 42, high: 2)) == nil)
+        #expect(table.lookup(KeyFingerprint(low: 43, high: 1)) == nil)
+    }
+
+    @Test func hashIndexFindsEveryNumberAndConfirmsThroughTheCaller() {
+        var index = HashIndex()
+        var generator = Generator(state: 11)
+        // Few distinct hashes, so that candidates collide and the caller's check decides.
+        let hashes = (0..<5_000).map { _ in generator.next() % 64 }
+        for (number, hash) in hashes.enumerated() { index.insert(hash, Int32(number)) }
+        #expect(index.count == hashes.count)
+        for (number, hash) in hashes.enumerated() {
+            #expect(index.find(hash) { $0 == Int32(number) } == Int32(number))
+        }
+        #expect(index.find(1_000) { _ in true } == nil)
+    }
+
+    @Test(arguments: [
+        #"{"id":"e1","customer":"cus_1","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#,
+        #"{"id":"a-much-longer-idempotency-key-0001","customer":"customer-with-a-long-name","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#,
+        #"{"id":"e\u00e9\"1","customer":"cus\\_1","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#,
+    ])
+    func decodedKeyHashesEqualTheOnesOfTheStrings(record: String) throws {
+        var decoder = MessageDecoder(priceBook: nil)
+        let message = try decoder.decode(record).get()
+        let fromBytes = try #require(message.keyHashes)
+        let fromStrings = KeyHashes(customer: message.customer, id: message.id)
+        #expect(fromBytes.customer == fromStrings.customer)
+        #expect(fromBytes.fingerprint == fromStrings.fingerprint)
+        #expect(fromBytes.fingerprint == KeyFingerprint(customer: message.customer, id: message.id))
+    }
+
+    @Test func changingIdOrCustomerForgetsTheDecodedHashes() throws {
+        var decoder = MessageDecoder(priceBook: nil)
+        var message = try decoder.decode(#"{"id":"e1","customer":"cus_1","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#).get()
+        var engine = PartitionEngine()
+        #expect(engine.apply(message) == .applied)
+        message.id = "e2"
+        #expect(message.keyHashes == nil)
+        #expect(engine.apply(message) == .applied)  // a new key, not a duplicate of e1
+        message.customer = "cus_2"
+        #expect(engine.apply(message) == .applied)
+        #expect(engine.balances(customer: "cus_2").first?.overage == Credits(nanos: 1_000_000_000))
+    }
+}
