@@ -108,6 +108,28 @@ import Testing
         #expect((try? FileManager.default.contentsOfDirectory(atPath: data)) == [], "something was written")
     }
 
+    /// SPEC §5: input topics and the command topic must have the same partition count; `run`
+    /// asks the cluster and refuses to start (2) before opening the ledger.
+    @Test(.timeLimit(.minutes(3))) func topicsThatAreNotCoPartitionedExitTwo() throws {
+        let dir = try OpsTemporaryDirectory("config-copartition")
+        defer { dir.remove() }
+        let broker = try TestDevBroker(topics: ["usage:4", "other:2", "credit-commands:2"])
+        defer { broker.stop() }
+        let data = dir.path("data")
+        let base = ["--brokers", broker.bootstrapServers, "--data-dir", data, "--stop-at-end"]
+        let commands = try run(base + ["--topic", "usage"])
+        #expect(commands.status == 2, "\(commands.stderrText)")
+        #expect(commands.stderrText.contains("--command-topic"), "\(commands.stderrText)")
+        let inputs = try run(base + ["--topic", "usage", "--topic", "other", "--command-topic", ""])
+        #expect(inputs.status == 2, "\(inputs.stderrText)")
+        #expect(inputs.stderrText.contains("--topic"), "\(inputs.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: data + "/ledger"), "the ledger was opened")
+        // Without a command topic on the cluster: not consumed, and the run goes on.
+        let alone = try run(["--brokers", broker.bootstrapServers, "--data-dir", data, "--stop-at-end", "--topic", "other", "--command-topic", "missing-commands"])
+        #expect(alone.status == 0, "\(alone.stderrText)")
+        #expect(alone.stderrText.contains("command topic missing-commands does not exist"), "\(alone.stderrText)")
+    }
+
     @Test func helpDocumentsEveryOptionWithItsDefaultAndEnvironmentVariable() throws {
         let result = try runProcess(drawdownBinaryURL(), ["run", "--help"])
         #expect(result.status == 0)
