@@ -56,5 +56,16 @@ let package = Package(
             ],
             path: "Benchmarks/Replay"
         ),
+        // `drawdown run --stop-at-end` over 1M events on a dev-broker process versus our
+        // consumer's raw drain of the same topic, same run; recovery after kill -9.
+        // `swift run -c release EndToEnd` (needs ../.build/release/drawdown).
+        .executableTarget(
+            name: "EndToEnd",
+            dependencies: [
+                .product(name: "DrawdownCore", package: "drawdown"),
+                .product(name: "DrawdownKafka", package: "drawdown"),
+            ],
+            path: "Benchmarks/EndToEnd"
+        ),
     ]
 )

@@ -28,10 +28,14 @@ public struct PipelineConfig: Sendable {
     public var deadLetterTopic = "drawdown.dead-letters"
     /// Exit once every assigned partition is at its end and the last batch is durable and published.
     public var stopAtEnd = false
-    /// A shard with more records handed over and not yet committed than this has its
-    /// partitions paused; they are resumed below half of it. Nil: 4 × `batchEventsMax`, so a
-    /// batch stays within a few times `batchEventsMax` when the committer falls behind.
+    /// A shard with more records handed over and not yet committed than this holds back
+    /// consumption (see `backPressure`) until every shard is below half of it. Nil:
+    /// `batchEventsMax`, so a batch stays within about `shards × batchEventsMax` when the
+    /// committer falls behind (4 × made batches of ~37k records at `--batch-max 5000`, with
+    /// 4× the latency and memory and no more throughput: docs/benchmarks.md).
     public var shardPendingEventsMax: Int?
+    /// How consumption is held back when a shard is behind.
+    public var backPressure = BackPressure.holdPolls
     public var pollRecordsMax = 10_000
     public var pollTimeoutMs: Int32 = 100
     public var consumerProperties: [String: String] = [:]
@@ -63,7 +67,18 @@ public struct PipelineConfig: Sendable {
     }
 }
 
-/// Why the pipeline stopped with an error.
+/// How the poll thread holds back consumption while a shard is behind.
+public enum BackPressure: Sendable {
+    /// Stop polling until every shard is below half its limit. librdkafka keeps what it has
+    /// prefetched (bounded by `queued.max.messages.kbytes`) and stops fetching; polling
+    /// resumes with no refetch. The default: pausing made every resume wait for a new fetch
+    /// round trip, which stalled the pipeline whenever the committer was behind.
+    case holdPolls
+    /// Pause the partitions feeding the shard that is behind; resume them below half the
+    /// limit (librdkafka drops its prefetched records and fetches them again).
+    case pausePartitions
+}
+
 /// What one published batch did, with the engines' running totals (for progress displays).
 public struct BatchProgress: Sendable {
     public var batch: UInt64 = 0
@@ -306,6 +321,8 @@ public final class Pipeline: Sendable {
         var pausedShards = Set<Int>()
         var indices = Array(repeating: [Int](), count: shardCount)
         var loggedEnd = false
+        let pendingMax = config.shardPendingEventsMax ?? config.batchEventsMax
+        var holding = false
         while true {
             if stopRequested.load(ordering: .relaxed) {
                 logger.info("stop requested: finishing the batch in hand")
@@ -314,6 +331,18 @@ public final class Pipeline: Sendable {
             }
             if let failure = committer.failure { throw PipelineError(failure) }
             if let fatal = consumer.fatalError { throw PipelineError("consumer: \(fatal)") }
+            if config.backPressure == .holdPolls {
+                let pending = shards.map { $0.pendingEvents.load(ordering: .relaxed) }
+                if holding, pending.allSatisfy({ $0 <= pendingMax / 2 }) {
+                    holding = false
+                } else if !holding, pending.contains(where: { $0 > pendingMax }) {
+                    holding = true
+                }
+                if holding {
+                    usleep(500)
+                    continue
+                }
+            }
 
             // A poll never takes more than a ledger batch's worth, so batches stay near batchEventsMax.
             let batch = consumer.consumeBatch(
@@ -368,9 +397,8 @@ public final class Pipeline: Sendable {
                 lags.update(consumer: consumer, assigned: assigned, next: next)
             }
 
-            // Back-pressure: pause the partitions of a shard that is behind; resume when it drains.
-            let pendingMax = config.shardPendingEventsMax ?? 4 * config.batchEventsMax
-            for s in 0..<shardCount {
+            // Back-pressure by pausing: the partitions of a shard that is behind; resumed when it drains.
+            for s in 0..<shardCount where config.backPressure == .pausePartitions {
                 let pending = shards[s].pendingEvents.load(ordering: .relaxed)
                 let feeding = assigned.filter { Int($0.partition) % shardCount == s }
                 if !pausedShards.contains(s), pending > pendingMax {
