@@ -51,11 +51,11 @@ extension PartitionEngine {
                         id: $0.id, remaining: $0.remaining, priority: $0.terms.priority, category: $0.terms.category, effectiveAt: $0.effectiveAt,
                         expiresAt: $0.expiresAt, status: $0.statusName, meters: $0.terms.meters)
                 }
-                .sorted { Array($0.id.utf8).lexicographicallyPrecedes(Array($1.id.utf8)) }
+                .sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             currencies.append(
                 CustomerView.Currency(currency: slot.currency, available: slot.available, overage: slot.overage, grants: grants))
         }
-        currencies.sort { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }
+        currencies.sort { $0.currency.utf8.lexicographicallyPrecedes($1.currency.utf8) }
         return CustomerView(customer: record.id, partition: partition, currencies: currencies)
     }
 }

@@ -49,7 +49,8 @@ public enum ProcessorRunner {
 
     public static func run(_ options: RunnerOptions, logger: Logger) async -> Int32 {
         var config = options.pipeline
-        let status = config.status ?? ProcessorStatus()
+        // Balances are kept for the API only: without --http the shards skip that work.
+        let status = config.status ?? ProcessorStatus(tracksCustomers: options.http != nil)
         config.status = status
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var intake: CommandIntake?

@@ -182,7 +182,7 @@ public final class Pipeline: Sendable {
         )
         // The replay matched under these settings: they are the ledger's from now on.
         try config.settings.save(dataDirectory: config.dataDirectory, io: io)
-        if let status {
+        if let status, status.tracksCustomers {
             var customers: [ProcessorStatus.DurableCustomer] = []
             for engine in rebuilt.engines {
                 for view in engine.allCustomerViews() {
@@ -211,7 +211,7 @@ public final class Pipeline: Sendable {
         let shards = (0..<shardCount).map {
             Shard(
                 index: $0, priceBook: config.settings.priceBook, config: config.settings.config,
-                engines: enginesByShard[$0], uncommitted: uncommitted, tracksCustomers: status != nil)
+                engines: enginesByShard[$0], uncommitted: uncommitted, tracksCustomers: status?.tracksCustomers ?? false)
         }
         let stats = SharedRunStats()
         let publisher = Publisher(

@@ -5,8 +5,9 @@ import Synchronization
 /// known customer's balances as of the last durable batch.
 ///
 /// The pipeline writes it (`PipelineConfig.status`); readers on any thread take copies.
-/// Keeping the balance view costs the committer one `CustomerView` per customer changed in
-/// a batch, so a pipeline without a status object skips that work.
+/// Keeping the balance view costs the shards one `CustomerView` per customer changed in a
+/// batch, so a pipeline without a status object, or with one made with
+/// `tracksCustomers: false` (phases only, no HTTP API to read balances), skips that work.
 public final class ProcessorStatus: Sendable {
     public enum Phase: String, Sendable {
         /// Opening the ledger, verifying it, rebuilding state.
@@ -46,8 +47,10 @@ public final class ProcessorStatus: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Whether the pipeline records customers' balances here (the balance API reads them).
+    public let tracksCustomers: Bool
 
-    public init() {}
+    public init(tracksCustomers: Bool = true) { self.tracksCustomers = tracksCustomers }
 
     public var phase: Phase { state.withLock { $0.phase } }
     /// Ready for traffic: recovery done, partitions assigned, consuming.
