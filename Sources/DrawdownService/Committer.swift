@@ -138,29 +138,12 @@ final class Committer: @unchecked Sendable {
         guard events > 0 else { return }
         sections.sort { $0.partition < $1.partition }
 
-        var next: [KafkaTopicPartition: Int64] = [:]
-        var ranges: [SequenceRange] = []
-        var minTime = Int64.max, maxTime = Int64.min
-        for section in sections {
-            for input in section.inputs {
-                let tp = KafkaTopicPartition(topic: input.topic, partition: section.partition)
-                next[tp] = max(next[tp] ?? 0, input.offset + 1)
-            }
-            if let first = section.entries.first, let last = section.entries.last {
-                ranges.append(SequenceRange(partition: section.partition, firstSeq: first.seq, lastSeq: last.seq))
-            }
-            for entry in section.entries {
-                minTime = min(minTime, entry.timestamp.nanos)
-                maxTime = max(maxTime, entry.timestamp.nanos)
-            }
-        }
-        let positions = next.map { InputPosition(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value) }
-            .sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
         let number = ledger.lastBatchNumber + 1
-        let batch = LedgerBatch(
-            number: number, previousHash: ledger.lastHash, kind: .entries, positions: positions, sequenceRanges: ranges,
-            eventTime: minTime <= maxTime ? EventTimeRange(minNanos: minTime, maxNanos: maxTime) : nil,
-            payload: BatchPayload(sections: sections).encode())
+        let batch = LedgerBatch.entries(number: number, previousHash: ledger.lastHash, sections: sections)
+        var next: [KafkaTopicPartition: Int64] = [:]
+        for position in batch.positions {
+            next[KafkaTopicPartition(topic: position.topic, partition: position.partition)] = position.nextOffset
+        }
         let appendStarted = DispatchTime.now().uptimeNanoseconds
         let hash = try ledger.append(batch)
         let durableAt = DispatchTime.now().uptimeNanoseconds

@@ -4,8 +4,8 @@ import DrawdownLedger
 extension LedgerBatch {
     /// An entries batch of `sections` (sorted by partition) the way the committer closes one:
     /// each input's next offset (last record + 1), each partition's sequence range, and the
-    /// event-time range of the entries. For tools and tests that write data directories
-    /// in-process (the replay tests and benchmark).
+    /// event-time range of the entries. The committer closes every batch with it; the replay
+    /// tests and benchmark use it to write data directories in-process.
     public static func entries(number: UInt64, previousHash: LedgerHash, sections: [PartitionSection]) -> LedgerBatch {
         var next: [InputPartition: Int64] = [:]
         var ranges: [SequenceRange] = []
