@@ -61,11 +61,14 @@ import Testing
         // Each kill lands in one of three phases, chosen at random: "start-up" (recovery,
         // replay, joining the group), "processing" (a random time after the partitions are
         // assigned), or "committed" (just after this run made a batch durable: while its
-        // outputs are published and its offsets committed, or the next batch fills). Once the
-        // ledger is most of the way there, only start-up kills, so that at least `killsMin`
-        // kills happen before the stream is done. Each start uses a group of its own: a kill
-        // -9'd member stays in its group until its session times out, and the ledger, not the
-        // group, holds the offsets.
+        // outputs are published and its offsets committed, or the next batch fills). The kills
+        // are paced by ledger growth, not only by time, so that at least `killsMin` of them
+        // happen before the stream is done however fast the machine drains it: a start may add
+        // at most an equal share of what is left before 90 % of the reference ledger's bytes
+        // (it is killed as soon as its ledger passes that cap, "+cap" in the list below), and
+        // once the ledger is past 90 %, only start-up kills. Each start uses a group of its
+        // own: a kill -9'd member stays in its group until its session times out, and the
+        // ledger, not the group, holds the offsets.
         let crashed = dir.url.appendingPathComponent("crashed").path
         let crashLog = dir.url.appendingPathComponent("crashed.log").path
         var random = SeededGenerator(seed: seed)
@@ -79,7 +82,9 @@ import Testing
             let bytesBefore = RunHarness.ledgerBytes(dataDirectory: crashed)
             let child = try RunHarness.Child(runArguments(crashed, prefix: "", group: "crashed-\(starts)"), stderrPath: crashLog)
             if kills < Self.killsMin {
-                let late = Double(bytesBefore) >= 0.8 * Double(referenceBytes)
+                let headroom = max(0, referenceBytes * 9 / 10 - bytesBefore)
+                let cap = bytesBefore + headroom / Int64(Self.killsMin - kills)
+                let late = headroom == 0
                 let draw = random.uniform(0...1)
                 var phase = "start-up"
                 var delay = random.uniform(0.05...1.5)
@@ -94,7 +99,7 @@ import Testing
                     }
                     if draw < 0.6 {
                         phase = "processing"
-                        delay = Date().timeIntervalSince(child.started) + random.uniform(0.1...6)
+                        delay = Date().timeIntervalSince(child.started) + random.uniform(0.05...2.5)
                     } else {
                         phase = "committed"
                         let deadline = Date().addingTimeInterval(120)
@@ -105,11 +110,19 @@ import Testing
                     }
                 }
                 let until = child.started.addingTimeInterval(delay)
-                while child.isRunning && Date() < until { usleep(5_000) }
+                var capped = false
+                while child.isRunning && Date() < until {
+                    if RunHarness.ledgerBytes(dataDirectory: crashed) > cap {
+                        capped = true
+                        break
+                    }
+                    usleep(5_000)
+                }
                 if child.isRunning {
                     child.kill9()
                     kills += 1
-                    killedAt.append((phase, delay, RunHarness.ledgerBytes(dataDirectory: crashed)))
+                    let seconds = capped ? Date().timeIntervalSince(child.started) : delay
+                    killedAt.append((capped ? phase + "+cap" : phase, seconds, RunHarness.ledgerBytes(dataDirectory: crashed)))
                     continue
                 }
             }
