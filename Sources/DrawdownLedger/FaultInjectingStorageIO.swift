@@ -117,6 +117,8 @@ public final class FaultInjectingStorageIO: StorageIO {
 
     public func lockExclusive(_ path: String) throws -> Int32 { try base.lockExclusive(path) }
 
+    public func unlockAndClose(_ fd: Int32) { base.unlockAndClose(fd) }
+
     public func syncDirectory(_ path: String) throws {
         if let fault = firing(.syncDirectory) {
             throw StorageError(operation: "fsync directory (injected)", path: path, errno: fault.errno)

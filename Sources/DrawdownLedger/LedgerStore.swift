@@ -80,7 +80,7 @@ public final class LedgerStore: Sendable {
         do {
             scan = try LedgerScan.run(ledgerDirectory: ledgerDirectory, io: io, limits: limits, mode: .recover)
         } catch {
-            io.close(lockFD)
+            io.unlockAndClose(lockFD)
             throw LedgerError.wrapping(error)
         }
         var activeFD: Int32 = -1
@@ -99,7 +99,7 @@ public final class LedgerStore: Sendable {
                 }
             } catch {
                 if activeFD >= 0 { io.close(activeFD) }
-                io.close(lockFD)
+                io.unlockAndClose(lockFD)
                 throw LedgerError.wrapping(error)
             }
         }
@@ -117,7 +117,7 @@ public final class LedgerStore: Sendable {
             if s.activeFD >= 0 { io.close(s.activeFD) }
             s.activeFD = -1
         }
-        io.close(lockFD)
+        io.unlockAndClose(lockFD)
     }
 
     static let lockFileName = "LOCK"

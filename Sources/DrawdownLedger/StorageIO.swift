@@ -28,6 +28,11 @@ public protocol StorageIO: Sendable {
     /// waiting; returns the descriptor, which holds the lock until closed (or the process dies).
     /// Throws `StorageError` with `EWOULDBLOCK` when another holder has it.
     func lockExclusive(_ path: String) throws -> Int32
+    /// Releases the lock `lockExclusive` took, then closes its descriptor. The explicit unlock
+    /// matters: a child that another thread of this process is spawning holds a copy of every
+    /// descriptor until it execs, and the lock belongs to the open file description, so a bare
+    /// close() would leave it held until then.
+    func unlockAndClose(_ fd: Int32)
 }
 
 /// `StorageIO` on the real file system through Glibc.
@@ -131,12 +136,22 @@ public struct POSIXStorageIO: StorageIO {
         lock.l_whence = Int16(SEEK_SET)
         lock.l_start = 0
         lock.l_len = 0
-        let ofdSetLock: Int32 = 37  // F_OFD_SETLK (Linux, every architecture); Glibc hides it without _GNU_SOURCE
-        if fcntl(fd, ofdSetLock, &lock) != 0 {
+        if fcntl(fd, Self.ofdSetLock, &lock) != 0 {
             let e = errno
             _ = Glibc.close(fd)
             throw StorageError(operation: "lock", path: path, errno: e == EACCES ? EWOULDBLOCK : e)
         }
         return fd
     }
+
+    public func unlockAndClose(_ fd: Int32) {
+        var lock = flock()
+        lock.l_type = Int16(F_UNLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        _ = fcntl(fd, Self.ofdSetLock, &lock)
+        _ = Glibc.close(fd)
+    }
+
+    /// F_OFD_SETLK (Linux, every architecture); Glibc hides it without _GNU_SOURCE.
+    private static let ofdSetLock: Int32 = 37
 }

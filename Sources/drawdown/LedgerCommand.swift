@@ -208,6 +208,7 @@ struct ReadOnlyStorageIO: StorageIO {
         if fd < 0 { throw StorageError(operation: "open", path: "/dev/null", errno: errno) }
         return fd
     }
+    func unlockAndClose(_ fd: Int32) { base.close(fd) }
 }
 
 // MARK: - LedgerAuditor

@@ -80,6 +80,23 @@ import Testing
         #expect(try LedgerStore.open(dataDirectory: dir.path).lastBatchNumber == 0, "the lock goes with the store")
     }
 
+    /// A child that another thread is spawning holds a copy of every descriptor until it execs
+    /// (`dup` stands in for it here); the lock must go with the store all the same.
+    @Test func unlockReleasesTheLockWhileACopyOfItsDescriptorIsStillOpen() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let io = POSIXStorageIO()
+        let path = dir.path + "/LOCK"
+        let fd = try io.lockExclusive(path)
+        let copy = dup(fd)
+        #expect(copy >= 0)
+        defer { close(copy) }
+        let error = #expect(throws: StorageError.self) { try io.lockExclusive(path) }
+        #expect(error?.errno == EWOULDBLOCK)
+        io.unlockAndClose(fd)
+        io.unlockAndClose(try io.lockExclusive(path))
+    }
+
     @Test func invalidBatchesAreRefusedWithoutPoisoning() throws {
         let dir = TempDirectory()
         defer { dir.remove() }
