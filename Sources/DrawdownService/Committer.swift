@@ -84,7 +84,9 @@ final class Committer: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             let due = finishing || waiting >= config.batchEventsMax || (waiting > 0 && now - lastClose >= intervalNanos)
             if !due {
-                usleep(200)
+                // 1 ms: well under --batch-interval, and 5 times fewer wake-ups than 200 µs
+                // (each costs a context switch; they were ~10 % of this thread's CPU).
+                usleep(1_000)
                 continue
             }
             do {
