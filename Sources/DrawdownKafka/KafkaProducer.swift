@@ -57,6 +57,74 @@ public final class KafkaProducer: Sendable {
     private let handle: RDKafkaHandle
     private let callbacks: ProducerCallbacks
     public let config: KafkaProducerConfig
+    /// Topic handles made by `topic(_:)`, destroyed with the producer.
+    private let topics = Mutex<[String: Topic]>([:])
+
+    /// A topic handle of this producer (`rd_kafka_topic_t`): sending through it costs no
+    /// per-record lookup of the name. Valid while its producer is alive.
+    public struct Topic: @unchecked Sendable {
+        // `@unchecked`: librdkafka topic handles are thread-safe; the pointer is destroyed
+        // only when the producer is.
+        fileprivate let rkt: OpaquePointer
+        public let name: String
+    }
+
+    /// The handle of topic `name` (made once, then cached).
+    public func topic(_ name: String) throws(KafkaError) -> Topic {
+        let result: Result<Topic, KafkaError> = topics.withLock { topics in
+            if let known = topics[name] { return .success(known) }
+            guard let rkt = rd_kafka_topic_new(handle.rk, name, nil) else {
+                return .failure(KafkaError(rd_kafka_last_error(), "topic_new \(name)"))
+            }
+            let topic = Topic(rkt: rkt, name: name)
+            topics[name] = topic
+            return .success(topic)
+        }
+        return try result.get()
+    }
+
+    deinit {
+        topics.withLock { topics in
+            for topic in topics.values { rd_kafka_topic_destroy(topic.rkt) }
+        }
+    }
+
+    /// Enqueues one record with no headers, the producer choosing the partition from the
+    /// key, its bytes copied by librdkafka before this returns; its delivery report will
+    /// carry `token`. The per-record path of `send(_:token:)` without building anything:
+    /// no allocation here. Throws as `send(_:token:)` does.
+    public func send(
+        _ topic: Topic, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, token: UInt64
+    ) throws(KafkaError) {
+        let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 5) { vus in
+            var vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_RKT
+            vu.u.rkt = topic.rkt
+            vus.initializeElement(at: 0, to: vu)
+            vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+            vu.u.i = RD_KAFKA_MSG_F_COPY
+            vus.initializeElement(at: 1, to: vu)
+            vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_KEY
+            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: key?.baseAddress)
+            vu.u.mem.size = key?.count ?? 0
+            vus.initializeElement(at: 2, to: vu)
+            vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_VALUE
+            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value?.baseAddress)
+            vu.u.mem.size = value?.count ?? 0
+            vus.initializeElement(at: 3, to: vu)
+            vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_OPAQUE
+            vu.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(token))
+            vus.initializeElement(at: 4, to: vu)
+            let result = rd_kafka_produceva(handle.rk, vus.baseAddress, 5)
+            vus.baseAddress!.deinitialize(count: 5)
+            return result
+        }
+        if let error { try KafkaError.check(error, "produce to \(topic.name)") }
+    }
 
     public init(config: KafkaProducerConfig) throws(KafkaError) {
         self.config = config

@@ -113,6 +113,25 @@ public struct KafkaRecordBatch: Sendable, RandomAccessCollection {
     public func partition(at index: Int) -> Int32 { entries[index].partition }
     /// The offset of record `index`, without building the record.
     public func offset(at index: Int) -> Int64 { entries[index].offset }
+    /// The index in `topics` of record `index`'s topic, without building the record.
+    public func topicIndex(at index: Int) -> Int { Int(entries[index].topicIndex) }
+    /// The topic of record `index`, without building the record.
+    public func topic(at index: Int) -> String { topics[Int(entries[index].topicIndex)] }
+    /// Where record `index`'s key is in the buffer `withUnsafeBufferPointer` lends (nil: no key).
+    public func keyRange(at index: Int) -> Range<Int>? {
+        let e = entries[index]
+        return e.keyLength < 0 ? nil : Int(e.keyStart)..<Int(e.keyStart + e.keyLength)
+    }
+    /// Where record `index`'s value is in the buffer `withUnsafeBufferPointer` lends (nil: no value).
+    public func valueRange(at index: Int) -> Range<Int>? {
+        let e = entries[index]
+        return e.valueLength < 0 ? nil : Int(e.valueStart)..<Int(e.valueStart + e.valueLength)
+    }
+    /// Lends the buffer holding every key, value and header byte of the batch (see
+    /// `keyRange(at:)`, `valueRange(at:)`): reading many records without building them.
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer(body)
+    }
     /// Total key + value + header bytes held.
     public var byteCount: Int { bytes.count }
 

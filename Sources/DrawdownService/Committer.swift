@@ -84,7 +84,9 @@ final class Committer: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             let due = finishing || waiting >= config.batchEventsMax || (waiting > 0 && now - lastClose >= intervalNanos)
             if !due {
-                usleep(200)
+                // 1 ms: well under --batch-interval, and 5 times fewer wake-ups than 200 µs
+                // (each costs a context switch; they were ~10 % of this thread's CPU).
+                usleep(1_000)
                 continue
             }
             do {
@@ -110,8 +112,9 @@ final class Committer: @unchecked Sendable {
 
     /// One batch: barrier, append, hand over to the publisher.
     private func closeBatch() throws {
-        var sections: [PartitionSection] = []
-        var outputs: [OutputRecord] = []
+        var sections: [PendingSection] = []
+        var sources: [[KafkaRecordBatch]] = []
+        var outputs = OutputBuffer()
         var events = 0
         var engines: [PartitionEngine] = []
         var views: [ProcessorStatus.DurableCustomer] = []
@@ -120,10 +123,12 @@ final class Committer: @unchecked Sendable {
         var progress = BatchProgress()
         let snapshotDue = config.snapshotEveryBatches > 0 && batchesSinceSnapshot + 1 >= config.snapshotEveryBatches
         for shard in shards {
-            let take = shard.queue.sync { shard.take(withEngines: snapshotDue) }
+            var take = shard.queue.sync { shard.take(withEngines: snapshotDue) }
             engines.append(contentsOf: take.engines)
+            for i in take.sections.indices { take.sections[i].source = sources.count }
+            sources.append(take.batches)
             sections.append(contentsOf: take.sections)
-            if outputs.isEmpty { outputs = take.outputs } else { outputs.append(contentsOf: take.outputs) }
+            outputs.append(contentsOf: take.outputs)
             views.append(contentsOf: take.views)
             handOffs.append(contentsOf: take.handOffs)
             rejects.add(take.rejectsByReason)
@@ -139,7 +144,13 @@ final class Committer: @unchecked Sendable {
         sections.sort { $0.partition < $1.partition }
 
         let number = ledger.lastBatchNumber + 1
-        let batch = LedgerBatch.entries(number: number, previousHash: ledger.lastHash, sections: sections)
+        let batch = LedgerBatch.entries(number: number, previousHash: ledger.lastHash, pending: sections, sources: sources)
+        assert(
+            batch
+                == LedgerBatch.entries(
+                    number: number, previousHash: ledger.lastHash,
+                    sections: sections.map { $0.materialized(sources[$0.source]) }),
+            "the batch written from the consumed bytes differs from the one of copied inputs")
         var next: [KafkaTopicPartition: Int64] = [:]
         for position in batch.positions {
             next[KafkaTopicPartition(topic: position.topic, partition: position.partition)] = position.nextOffset
@@ -173,7 +184,7 @@ final class Committer: @unchecked Sendable {
         progress.batch = number
         progress.records = events
         progress.entries = sections.reduce(0) { $0 + $1.entries.count }
-        progress.deadLetters = outputs.reduce(0) { $0 + ($1.kind == .deadLetter ? 1 : 0) }
+        progress.deadLetters = outputs.spans.reduce(0) { $0 + ($1.kind == .deadLetter ? 1 : 0) }
         batchesSinceSnapshot += 1
         var snapshot: Publisher.Snapshot?
         if snapshotDue {

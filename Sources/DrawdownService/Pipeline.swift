@@ -224,7 +224,7 @@ public final class Pipeline: Sendable {
 
         // Outputs of durable batches that were never confirmed delivered: send them again.
         if rebuilt.lastBatch > published {
-            publisher.enqueue(Publisher.Job(number: rebuilt.lastBatch, outputs: rebuilt.outputs))
+            publisher.enqueue(Publisher.Job(number: rebuilt.lastBatch, outputs: OutputBuffer(rebuilt.outputs)))
             do {
                 try publisher.waitPublished(through: rebuilt.lastBatch)
             } catch {
@@ -350,15 +350,30 @@ public final class Pipeline: Sendable {
             if !batch.isEmpty {
                 let handedAt = DispatchTime.now().uptimeNanoseconds
                 var moved: [KafkaTopicPartition: Int64] = [:]
+                // Records come in runs of one topic-partition: its next offset is looked up
+                // once per run, not once per record.
+                var run: (topic: Int, partition: Int32, tp: KafkaTopicPartition, next: Int64?, moved: Bool)?
+                func endRun() {
+                    guard let r = run, r.moved, let n = r.next else { return }
+                    next[r.tp] = n
+                    moved[r.tp] = n
+                }
                 for i in batch.indices {
-                    let tp = KafkaTopicPartition(topic: batch[i].topic, partition: batch.partition(at: i))
+                    let topicIndex = batch.topicIndex(at: i)
+                    let partition = batch.partition(at: i)
+                    if run == nil || run!.topic != topicIndex || run!.partition != partition {
+                        endRun()
+                        let tp = KafkaTopicPartition(topic: batch.topics[topicIndex], partition: partition)
+                        run = (topicIndex, partition, tp, next[tp], false)
+                    }
                     let offset = batch.offset(at: i)
                     // A record handed over before (librdkafka 2.0.x can deliver one twice): skip.
-                    if let n = next[tp], offset < n { continue }
-                    next[tp] = offset + 1
-                    moved[tp] = offset + 1
-                    indices[Int(tp.partition) % shardCount].append(i)
+                    if let n = run!.next, offset < n { continue }
+                    run!.next = offset + 1
+                    run!.moved = true
+                    indices[Int(partition) % shardCount].append(i)
                 }
+                endRun()
                 positions.update(moved)
                 var handed = 0
                 for s in 0..<shardCount where !indices[s].isEmpty {

@@ -56,9 +56,9 @@ final class PipelineMetrics: Sendable {
     }
 
     /// Counts the outputs of one delivered batch.
-    func record(delivered outputs: [OutputRecord]) {
+    func record(delivered outputs: OutputBuffer) {
         var changes = 0, alerts = 0, deadLetters = 0
-        for output in outputs {
+        for output in outputs.spans {
             switch output.kind {
             case .balanceChange: changes += 1
             case .alert: alerts += 1

@@ -23,7 +23,7 @@ import Synchronization
 /// - At most `publishBatchesInFlightMax` batches wait here; `enqueue` blocks beyond that, so
 ///   a slow broker slows the committer, which pauses consumption (back-pressure).
 ///
-/// `@unchecked Sendable`: `active`, `nextToken` and `lastCommit` are only touched on the
+/// `@unchecked Sendable`: `active`, `nextToken`, `lastCommit` and `topicHandles` are only touched on the
 /// publisher thread; everything shared is an atomic, a `Mutex`, or a `Sendable` handle.
 final class Publisher: @unchecked Sendable {
     struct Snapshot {
@@ -33,7 +33,7 @@ final class Publisher: @unchecked Sendable {
 
     struct Job {
         var number: UInt64
-        var outputs: [OutputRecord]
+        var outputs: OutputBuffer
         /// Next offsets to commit once published (empty: none).
         var offsets: [KafkaTopicPartition: Int64] = [:]
         /// Reported through `batchPublished` (nil: re-sent outputs of recovered batches).
@@ -71,6 +71,8 @@ final class Publisher: @unchecked Sendable {
     private var nextToken: UInt64 = 1
     private var lastCommit: UInt64 = 0
     private var uncommittedOffsets: [KafkaTopicPartition: Int64] = [:]
+    /// Producer handles of the three output topics (made on first use, on this thread).
+    private var topicHandles: [KafkaProducer.Topic?] = [nil, nil, nil]
 
     init(
         config: PipelineConfig, logger: Logger, producer: KafkaProducer, consumer: KafkaConsumer?, snapshots: SnapshotStore,
@@ -102,7 +104,7 @@ final class Publisher: @unchecked Sendable {
     /// (returns at once if the publisher failed).
     func enqueue(_ job: Job) {
         while jobsWaiting.load(ordering: .acquiring) >= max(1, config.publishBatchesInFlightMax), failure == nil {
-            usleep(200)
+            usleep(1_000)  // a batch's delivery takes tens of ms: 1 ms steps cost nothing in latency
         }
         jobsWaiting.add(1, ordering: .acquiringAndReleasing)
         incoming.withLock { $0.append(job) }
@@ -166,22 +168,45 @@ final class Publisher: @unchecked Sendable {
         try send(active.count - 1, job.outputs.indices)
     }
 
+    private func topicHandle(_ kind: OutputRecord.Kind) throws -> KafkaProducer.Topic {
+        let k = kind == .balanceChange ? 0 : kind == .alert ? 1 : 2
+        if let known = topicHandles[k] { return known }
+        let made = try producer.topic(topic(kind))
+        topicHandles[k] = made
+        return made
+    }
+
     /// Sends outputs `indices` of active job `a`, waiting while the client's queue is full.
+    /// Records without headers (all but dead letters) go from the job's buffer to the
+    /// producer in place.
     private func send(_ a: Int, _ indices: some Sequence<Int>) throws {
-        for i in indices {
-            let output = active[a].job.outputs[i]
-            let topic = topic(output.kind)
-            let record = KafkaProducerRecord(topic: topic, key: output.key, value: output.value, headers: output.headers)
-            let token = active[a].firstToken + UInt64(i)
-            while true {
-                do {
-                    try producer.send(record, token: token)
-                    break
-                } catch {
-                    guard error.code == .queueFull || error.isRetriable else {
-                        throw PipelineError("producing to \(topic): \(error)")
+        let outputs = active[a].job.outputs
+        let firstToken = active[a].firstToken
+        try outputs.withUnsafeBytes { bytes in
+            for i in indices {
+                let span = outputs.spans[i]
+                let token = firstToken + UInt64(i)
+                let topicHandle = try topicHandle(span.kind)
+                let record: KafkaProducerRecord? = span.headers < 0 && bytes.baseAddress != nil ? nil : {
+                    let output = outputs[i]
+                    return KafkaProducerRecord(topic: topicHandle.name, key: output.key, value: output.value, headers: output.headers)
+                }()
+                while true {
+                    do throws(KafkaError) {
+                        if let record {
+                            try producer.send(record, token: token)
+                        } else {
+                            let key = span.keyLength < 0 ? nil : UnsafeRawBufferPointer(start: bytes.baseAddress! + span.keyStart, count: span.keyLength)
+                            let value = UnsafeRawBufferPointer(start: bytes.baseAddress! + span.valueStart, count: span.valueLength)
+                            try producer.send(topicHandle, key: key, value: value, token: token)
+                        }
+                        break
+                    } catch {
+                        guard error.code == .queueFull || error.isRetriable else {
+                            throw PipelineError("producing to \(topicHandle.name): \(error)")
+                        }
+                        handle(producer.poll(timeoutMs: 10))  // the client's queue is full: let deliveries drain
                     }
-                    handle(producer.poll(timeoutMs: 10))  // the client's queue is full: let deliveries drain
                 }
             }
         }

@@ -27,6 +27,14 @@ public enum DeadLetterHeader {
     public static let sourceOffset = "drawdown.source.offset"
 }
 
+/// An input record whose key and value bytes are borrowed for the duration of one `apply`.
+struct RawInput {
+    var topic: String
+    var offset: Int64
+    var key: UnsafeBufferPointer<UInt8>?
+    var value: UnsafeBufferPointer<UInt8>
+}
+
 /// Applies one input record to its partition's engine: decode (with the Kafka key), apply,
 /// collect the entries written and, when asked, the output records. The live shards and
 /// recovery both go through here, so replaying a batch regenerates exactly its outputs.
@@ -66,20 +74,37 @@ struct RecordApplier {
     /// nil) its balance changes, alerts and dead letters to `outputs`.
     mutating func apply(
         _ input: InputRecord, engine: inout PartitionEngine, entries: inout [LedgerEntry],
-        outputs: inout [OutputRecord], wantOutputs: Bool
+        outputs: inout some OutputSink, wantOutputs: Bool
+    ) {
+        input.value.withUnsafeBufferPointer { value in
+            guard let key = input.key else {
+                return apply(
+                    RawInput(topic: input.topic, offset: input.offset, key: nil, value: value), engine: &engine,
+                    entries: &entries, outputs: &outputs, wantOutputs: wantOutputs)
+            }
+            key.withUnsafeBufferPointer { key in
+                apply(
+                    RawInput(topic: input.topic, offset: input.offset, key: key, value: value), engine: &engine,
+                    entries: &entries, outputs: &outputs, wantOutputs: wantOutputs)
+            }
+        }
+    }
+
+    /// The same for a record whose bytes are borrowed (the live shards read them in place,
+    /// in the consumed batch): nothing is copied unless it is dead-lettered.
+    mutating func apply(
+        _ input: RawInput, engine: inout PartitionEngine, entries: inout [LedgerEntry],
+        outputs: inout some OutputSink, wantOutputs: Bool
     ) {
         precondition(engine.entries.isEmpty && engine.alerts.isEmpty, "engine output not cleared")
         lastAppliedCustomer = nil
-        let decoded: Result<Message, Rejection> = input.value.withUnsafeBufferPointer { value in
-            guard let key = input.key else { return decoder.decode(value, key: nil) }
-            return key.withUnsafeBufferPointer { decoder.decode(value, key: $0) }
-        }
+        let decoded: Result<Message, Rejection> = decoder.decode(input.value, key: input.key)
         let message: Message
         switch decoded {
         case .failure(let rejection):
             engine.countRejected()
             rejectCounts.add(rejection.reason)
-            if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
+            if wantOutputs { Self.appendDeadLetter(input, partition: engine.partition, rejection, to: &outputs) }
             return
         case .success(let m):
             message = m
@@ -90,14 +115,13 @@ struct RecordApplier {
         case .conflict:
             rejectCounts.add(.conflict)
             if wantOutputs {
-                outputs.append(
-                    Self.deadLetter(
-                        input, partition: engine.partition,
-                        Rejection(.conflict, "id was applied before with different content")))
+                Self.appendDeadLetter(
+                    input, partition: engine.partition, Rejection(.conflict, "id was applied before with different content"),
+                    to: &outputs)
             }
         case .rejected(let rejection):
             rejectCounts.add(rejection.reason)
-            if wantOutputs { outputs.append(Self.deadLetter(input, partition: engine.partition, rejection)) }
+            if wantOutputs { Self.appendDeadLetter(input, partition: engine.partition, rejection, to: &outputs) }
         }
         guard !engine.entries.isEmpty || !engine.alerts.isEmpty else { return }
         entries.append(contentsOf: engine.entries)
@@ -106,7 +130,9 @@ struct RecordApplier {
             for alert in engine.alerts {
                 json.removeAll(keepingCapacity: true)
                 alert.appendJSON(to: &json, partition: engine.partition)
-                outputs.append(OutputRecord(kind: .alert, key: Array(alert.customer.utf8), value: json))
+                json.withUnsafeBytes { value in
+                    Self.withUTF8(alert.customer) { outputs.append(kind: .alert, key: $0, value: value, headers: []) }
+                }
             }
         }
         engine.discardOutput()
@@ -115,7 +141,7 @@ struct RecordApplier {
     /// SPEC §6: one balance change per (customer, currency) the message wrote entries for;
     /// an idle customer's expiry (another customer's entry, written by the partition's
     /// sweep) gets a record of its own per entry, caused by `{"type":"expire","id":<grant>}`.
-    private mutating func appendBalanceChanges(_ message: Message, engine: PartitionEngine, to outputs: inout [OutputRecord]) {
+    private mutating func appendBalanceChanges(_ message: Message, engine: PartitionEngine, to outputs: inout some OutputSink) {
         let entries = engine.entries
         groups.removeAll(keepingCapacity: true)
         for (i, entry) in entries.enumerated() {
@@ -150,7 +176,7 @@ struct RecordApplier {
 
     mutating func appendBalanceChange(
         customer: String, currency: String, available: Credits, overage: Credits, causeType: String, causeID: String,
-        entries: ArraySlice<LedgerEntry>, partition: Int32, timestamp: EventTime, to outputs: inout [OutputRecord]
+        entries: ArraySlice<LedgerEntry>, partition: Int32, timestamp: EventTime, to outputs: inout some OutputSink
     ) {
         json.removeAll(keepingCapacity: true)
         json.append(contentsOf: #"{"customer":"#.utf8)
@@ -177,7 +203,9 @@ struct RecordApplier {
         json.append(contentsOf: #","timestamp":""#.utf8)
         timestamp.append(to: &json)
         json.append(contentsOf: "\"}".utf8)
-        outputs.append(OutputRecord(kind: .balanceChange, key: Array(customer.utf8), value: json))
+        json.withUnsafeBytes { value in
+            Self.withUTF8(customer) { outputs.append(kind: .balanceChange, key: $0, value: value, headers: []) }
+        }
     }
 
     /// The dead-letter counts since the last call; resets them.
@@ -186,9 +214,16 @@ struct RecordApplier {
         return rejectCounts
     }
 
-    static func deadLetter(_ input: InputRecord, partition: Int32, _ rejection: Rejection) -> OutputRecord {
-        OutputRecord(
-            kind: .deadLetter, key: input.key, value: input.value,
+    /// `body` with `s`'s UTF-8 bytes, copying only a string not stored contiguously.
+    private static func withUTF8<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let result = s.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
+        var copy = s
+        return copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func appendDeadLetter(_ input: RawInput, partition: Int32, _ rejection: Rejection, to outputs: inout some OutputSink) {
+        outputs.append(
+            kind: .deadLetter, key: input.key.map { UnsafeRawBufferPointer($0) }, value: UnsafeRawBufferPointer(input.value),
             headers: [
                 KafkaHeader(name: DeadLetterHeader.reason, value: Array(rejection.reason.rawValue.utf8)),
                 KafkaHeader(name: DeadLetterHeader.detail, value: Array(rejection.detail.utf8)),

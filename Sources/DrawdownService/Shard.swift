@@ -5,10 +5,12 @@ import Synchronization
 
 /// What a shard hands the committer at a batch boundary.
 struct ShardTake {
-    var sections: [PartitionSection] = []
+    var sections: [PendingSection] = []
+    /// The consumed batches `sections`' inputs refer to (`InputRef.batch` indexes this).
+    var batches: [KafkaRecordBatch] = []
     /// The engines as of this take (copy-on-write copies), when asked for a snapshot.
     var engines: [PartitionEngine] = []
-    var outputs: [OutputRecord] = []
+    var outputs = OutputBuffer()
     var events = 0
     /// Engine counters of this shard's partitions at the barrier (for progress reports).
     var applied: UInt64 = 0
@@ -23,6 +25,25 @@ struct ShardTake {
     var views: [ProcessorStatus.DurableCustomer] = []
 }
 
+/// An input record a shard applied, still in the consumed batch it came from: the ledger
+/// payload is written from the batch's bytes, so no record is copied on its way there.
+struct InputRef {
+    /// Index in the shard's batches since its last take (`ShardTake.batches`).
+    var batch: Int32
+    /// Index of the record in that batch.
+    var record: Int32
+}
+
+/// What a shard applied for one partition since its last take: a `PartitionSection` whose
+/// inputs are still in the consumed batches.
+struct PendingSection {
+    var partition: Int32
+    var inputs: [InputRef]
+    var entries: [LedgerEntry]
+    /// Which take's `batches` the inputs refer to (set by the committer).
+    var source = 0
+}
+
 /// One hand-off of records to a shard: when, and how many.
 struct HandOff: Sendable {
     var nanos: UInt64
@@ -35,7 +56,7 @@ struct HandOff: Sendable {
 /// committer takes its pending sections with `queue.sync`, a barrier behind everything
 /// handed over before.
 ///
-/// `@unchecked Sendable`: `slots`, `applier`, `outputs` and `handOffs` are only touched by
+/// `@unchecked Sendable`: `slots`, `applier`, `outputs`, `handOffs` and `batches` are only touched by
 /// work items running on `queue` (serial); the counters are atomics.
 final class Shard: @unchecked Sendable {
     let index: Int
@@ -45,8 +66,10 @@ final class Shard: @unchecked Sendable {
     private var slots: [Slot] = []
     private var slotIndex: [Int32: Int] = [:]
     private var applier: RecordApplier
-    private var outputs: [OutputRecord] = []
+    private var outputs = OutputBuffer()
     private var handOffs: [HandOff] = []
+    /// The batches handed over since the last take (what the slots' `InputRef`s index).
+    private var batches: [KafkaRecordBatch] = []
     private let config: EngineConfig
     /// Whether to remember which customers each record changed (for `ProcessorStatus`).
     private let tracksCustomers: Bool
@@ -55,15 +78,17 @@ final class Shard: @unchecked Sendable {
 
     struct Slot {
         var engine: PartitionEngine
-        var inputs: [InputRecord] = []
+        var inputs: [InputRef] = []
         var entries: [LedgerEntry] = []
         /// Customers changed since the last take (only when the shard tracks them).
         var changed: Set<String> = []
 
-        mutating func apply(_ input: InputRecord, applier: inout RecordApplier, outputs: inout [OutputRecord], tracksCustomers: Bool) {
+        mutating func apply(
+            _ input: RawInput, ref: InputRef, applier: inout RecordApplier, outputs: inout OutputBuffer, tracksCustomers: Bool
+        ) {
             let entriesBefore = entries.count
             applier.apply(input, engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: true)
-            inputs.append(input)
+            inputs.append(ref)
             if tracksCustomers {
                 if let customer = applier.lastAppliedCustomer { changed.insert(customer) }
                 for entry in entries[entriesBefore...] { changed.insert(entry.customer) }
@@ -92,22 +117,33 @@ final class Shard: @unchecked Sendable {
     /// the poll thread handed them over (one clock read per hand-off, not per record).
     func process(_ batch: KafkaRecordBatch, _ indices: [Int], handedAt: UInt64) {
         dispatchPrecondition(condition: .onQueue(queue))
-        for i in indices {
-            let record = batch[i]
-            let input = InputRecord(
-                topic: record.topic, offset: record.offset, key: record.key.map { Array($0) },
-                value: record.value.map { Array($0) } ?? [])
-            let partition = record.partition
-            let k: Int
-            if let known = slotIndex[partition] {
-                k = known
-            } else {
-                k = slots.count
-                slotIndex[partition] = k
-                slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
+        let b = Int32(batches.count)
+        batches.append(batch)
+        batch.withUnsafeBufferPointer { bytes in
+            var lastPartition: Int32 = -1
+            var k = 0
+            for i in indices {
+                let partition = batch.partition(at: i)
+                if partition != lastPartition {
+                    if let known = slotIndex[partition] {
+                        k = known
+                    } else {
+                        k = slots.count
+                        slotIndex[partition] = k
+                        slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
+                    }
+                    lastPartition = partition
+                }
+                let input = RawInput(
+                    topic: batch.topic(at: i), offset: batch.offset(at: i),
+                    key: batch.keyRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) },
+                    value: batch.valueRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) }
+                        ?? UnsafeBufferPointer(start: nil, count: 0))
+                // In place: no copy of the engine.
+                slots[k].apply(
+                    input, ref: InputRef(batch: b, record: Int32(i)), applier: &applier, outputs: &outputs,
+                    tracksCustomers: tracksCustomers)
             }
-            // In place: no copy of the engine.
-            slots[k].apply(input, applier: &applier, outputs: &outputs, tracksCustomers: tracksCustomers)
         }
         handOffs.append(HandOff(nanos: handedAt, count: indices.count))
         uncommitted.value.add(indices.count, ordering: .relaxed)
@@ -125,10 +161,14 @@ final class Shard: @unchecked Sendable {
             result.rejected += slot.engine.rejected
         }
         for k in slots.indices where !slots[k].inputs.isEmpty {
-            result.sections.append(PartitionSection(partition: slots[k].engine.partition, inputs: slots[k].inputs, entries: slots[k].entries))
+            result.sections.append(PendingSection(partition: slots[k].engine.partition, inputs: slots[k].inputs, entries: slots[k].entries))
             result.events += slots[k].inputs.count
+            // Fresh buffers of about this batch's size: no regrowth by doubling next time.
+            let inputCount = slots[k].inputs.count, entryCount = slots[k].entries.count
             slots[k].inputs = []
+            slots[k].inputs.reserveCapacity(inputCount)
             slots[k].entries = []
+            slots[k].entries.reserveCapacity(entryCount)
             if !slots[k].changed.isEmpty {
                 let engine = slots[k].engine
                 for customer in slots[k].changed {
@@ -140,6 +180,9 @@ final class Shard: @unchecked Sendable {
         }
         result.sections.sort { $0.partition < $1.partition }
         swap(&result.outputs, &outputs)
+        // Room for about as many outputs as this take had: no regrowth by doubling next time.
+        outputs.reserve(records: result.outputs.count, bytes: result.outputs.byteCount)
+        swap(&result.batches, &batches)
         swap(&result.handOffs, &handOffs)
         result.rejectsByReason = applier.takeRejectCounts()
         pendingEvents.subtract(result.events, ordering: .relaxed)
