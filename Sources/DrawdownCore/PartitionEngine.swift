@@ -58,6 +58,9 @@ public struct PartitionEngine: Sendable {
     // Scratch, reused per message.
     private var expiring: [Int32] = []
     private var touched: [(customer: Int32, currency: Int32)] = []
+    /// `warm`'s scratch, and where its loads go (read by nothing).
+    var warmNumbers: [Int32] = []
+    var warmSink: UInt64 = 0
 
     public init(partition: Int32 = 0, config: EngineConfig = EngineConfig()) {
         self.partition = partition

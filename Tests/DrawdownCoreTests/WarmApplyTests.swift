@@ -1,0 +1,107 @@
+@testable import DrawdownCore
+import Testing
+
+/// `PartitionEngine.apply(_:_:)` warms each group of messages before applying it; warming is
+/// only a speed hint, so outcomes, entries, alerts, state and snapshot must be exactly those
+/// of calling `apply(_:)` on each message in turn.
+@Suite struct WarmApplyTests {
+    struct Run: Equatable {
+        var outcomes: [Outcome] = []
+        var entries: [LedgerEntry] = []
+        var alerts: [Alert] = []
+        var state: [UInt8] = []
+        var snapshot: [UInt8] = []
+    }
+
+    static func decoded(_ records: [(bytes: [UInt8], record: WorkloadRecord)]) -> [Message] {
+        var decoder = MessageDecoder(priceBook: Workload.priceBook)
+        return records.compactMap { bytes, _ in
+            guard case .success(let message) = bytes.withUnsafeBufferPointer({ decoder.decode($0) }) else { return nil }
+            return message
+        }
+    }
+
+    static func one(_ messages: [Message], config: EngineConfig) -> Run {
+        var engine = PartitionEngine(config: config)
+        var run = Run()
+        for message in messages {
+            run.outcomes.append(engine.apply(message))
+            let output = engine.takeOutput()
+            run.entries += output.entries
+            run.alerts += output.alerts
+        }
+        run.state = StateDocument.render([engine])
+        run.snapshot = engine.snapshot()
+        return run
+    }
+
+    static func warmed(_ messages: [Message], config: EngineConfig) -> Run {
+        var engine = PartitionEngine(config: config)
+        var run = Run()
+        var expected = messages.startIndex
+        engine.apply(messages) { index, outcome, engine in
+            #expect(index == expected)
+            expected += 1
+            run.outcomes.append(outcome)
+            let output = engine.takeOutput()
+            run.entries += output.entries
+            run.alerts += output.alerts
+        }
+        #expect(expected == messages.endIndex)
+        run.state = StateDocument.render([engine])
+        run.snapshot = engine.snapshot()
+        return run
+    }
+
+    @Test(arguments: [UInt64(1), 7, 42])
+    func warmedApplyMatchesOneByOne(seed: UInt64) {
+        // Few customers and a short window: resends, conflicts, too-late events, expiries and
+        // dedupe sweeps all happen inside groups.
+        var spec = WorkloadSpec(seed: seed, customers: 30, messages: 4_000)
+        spec.spanNanos = 4_000 * 60 * 1_000_000_000
+        let messages = Self.decoded(Workload.records(spec))
+        for config in [EngineConfig(), EngineConfig(dedupeWindow: 3_600 * 1_000_000_000, expiryGrace: 60 * 1_000_000_000)] {
+            let a = Self.one(messages, config: config)
+            let b = Self.warmed(messages, config: config)
+            #expect(a.outcomes == b.outcomes, "seed \(seed)")
+            #expect(a.entries == b.entries, "seed \(seed)")
+            #expect(a.alerts == b.alerts, "seed \(seed)")
+            #expect(a.state == b.state, "seed \(seed)")
+            #expect(a.snapshot == b.snapshot, "seed \(seed)")
+        }
+    }
+
+    @Test func warmedApplyMatchesOnTheBenchmarkMix() {
+        let messages = Self.decoded(Workload.records(WorkloadSpec.benchmark(seed: 3, messages: 20_000, customers: 2_000)))
+        #expect(Self.one(messages, config: EngineConfig()) == Self.warmed(messages, config: EngineConfig()))
+    }
+
+    /// Messages built by hand (no decoder key hashes), changed after decoding (hashes
+    /// dropped) and slices not starting at 0 take the same path.
+    @Test func messagesWithoutDecoderHashesAndSlices() {
+        var messages = Self.decoded(Workload.records(WorkloadSpec(seed: 9, customers: 12, messages: 600)))
+        for i in stride(from: 0, to: messages.count, by: 5) {
+            messages[i].customer = messages[i].customer + "-x"
+        }
+        messages.append(
+            Message(
+                id: "hand-1", customer: "cust-hand", timestamp: messages.last!.timestamp, contentHash: 1,
+                body: .grant(GrantTerms(amount: Credits(units: 5), effectiveAt: messages.last!.timestamp))))
+        #expect(Self.one(messages, config: EngineConfig()) == Self.warmed(messages, config: EngineConfig()))
+        let tail = Array(messages[3...])
+        #expect(Self.one(tail, config: EngineConfig()) == Self.warmed(tail, config: EngineConfig()))
+        #expect(Self.warmed([], config: EngineConfig()) == Self.one([], config: EngineConfig()))
+    }
+
+    /// Warming alone changes nothing the engine reports.
+    @Test func warmChangesNoState() {
+        let messages = Self.decoded(Workload.records(WorkloadSpec(seed: 11, customers: 20, messages: 1_000)))
+        var engine = PartitionEngine()
+        for message in messages.prefix(500) { _ = engine.apply(message) }
+        engine.discardOutput()
+        let before = (StateDocument.render([engine]), engine.snapshot())
+        engine.warm(messages[500...])
+        #expect(StateDocument.render([engine]) == before.0)
+        #expect(engine.snapshot() == before.1)
+    }
+}
