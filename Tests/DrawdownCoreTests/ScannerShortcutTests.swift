@@ -1,0 +1,73 @@
+@testable import DrawdownCore
+import Testing
+
+/// The decoder's shortcuts against what they replace: the repeated-name check (bit set,
+/// then the object's earlier key hashes, then names) against a plain set of decoded names,
+/// and the byte match of `type` against `MessageType(rawValue:)`.
+@Suite struct ScannerShortcutTests {
+    struct Generator {
+        var state: UInt64
+        mutating func next(_ bound: Int) -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int((z ^ (z >> 31)) % UInt64(bound))
+        }
+    }
+
+    static func scan(_ text: String) -> Bool {
+        var copy = text
+        return copy.withUTF8 { bytes in
+            var scratch = JSONScratch()
+            var scanner = JSONScanner(bytes: bytes, scratch: &scratch)
+            let wellFormed: Bool
+            do throws(JSONMalformed) {
+                _ = try scanner.scanDocument()
+                wellFormed = true
+            } catch {
+                wellFormed = false
+            }
+            scanner.finish(into: &scratch)
+            return wellFormed
+        }
+    }
+
+    /// Objects of 0–40 keys drawn from a few names (some written with escapes), nested one
+    /// level: rejected exactly when one object repeats a decoded name.
+    @Test func repeatedNamesAreFoundExactlyWhenPresent() {
+        var generator = Generator(state: 17)
+        let names = ["a", "b", "id", "cost", "meter", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"]
+        let spelled = ["a": #"\u0061"#, "id": #"i\u0064"#, "cost": #"c\u006fst"#]
+        func object(_ size: Int, _ repeated: inout Bool, depth: Int) -> String {
+            var seen = Set<String>()
+            var members: [String] = []
+            for n in 0..<size {
+                // Small objects use few names (repeats are likely); large ones mostly distinct.
+                let name = size > 20 && generator.next(10) > 0 ? "u\(n)" : names[generator.next(names.count)]
+                if !seen.insert(name).inserted { repeated = true }
+                let key = spelled[name].flatMap { generator.next(2) == 0 ? $0 : nil } ?? name
+                let value = depth == 0 && generator.next(5) == 0 ? object(generator.next(6), &repeated, depth: 1) : "\(n)"
+                members.append("\"\(key)\":\(value)")
+            }
+            return "{" + members.joined(separator: ",") + "}"
+        }
+        var rejected = 0
+        for round in 0..<3_000 {
+            var repeated = false
+            let text = object(generator.next(round % 3 == 0 ? 40 : 10), &repeated, depth: 0)
+            #expect(Self.scan(text) == !repeated, "\(text)")
+            if repeated { rejected += 1 }
+        }
+        #expect(rejected > 300 && rejected < 2_700)
+    }
+
+    @Test func typeMatchesRawValue() {
+        let candidates = MessageType.allCases.map(\.rawValue) + ["", "Usage", "usag", "usagee", "grants", "voi", "thresholdx", "x"]
+        for name in candidates {
+            var copy = name
+            let matched = copy.withUTF8 { MessageDecoder.messageType($0) }
+            #expect(matched == MessageType(rawValue: name), "\(name)")
+        }
+    }
+}
