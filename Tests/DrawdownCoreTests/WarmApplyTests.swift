@@ -1,9 +1,9 @@
 @testable import DrawdownCore
 import Testing
 
-/// `PartitionEngine.apply(_:_:)` warms each group of messages before applying it; warming is
-/// only a speed hint, so outcomes, entries, alerts, state and snapshot must be exactly those
-/// of calling `apply(_:)` on each message in turn.
+/// `PartitionEngine.apply(_:group:_:)` and `apply(draining:_:)` warm each group of messages
+/// before applying it; warming is only a speed hint, so outcomes, entries, alerts, state and
+/// snapshot must be exactly those of calling `apply(_:)` on each message in turn.
 @Suite struct WarmApplyTests {
     struct Run: Equatable {
         var outcomes: [Outcome] = []
@@ -35,11 +35,11 @@ import Testing
         return run
     }
 
-    static func warmed(_ messages: [Message], config: EngineConfig) -> Run {
+    static func warmed(_ messages: [Message], group: Int = PartitionEngine.warmGroup, config: EngineConfig) -> Run {
         var engine = PartitionEngine(config: config)
         var run = Run()
         var expected = messages.startIndex
-        engine.apply(messages) { index, outcome, engine in
+        engine.apply(messages, group: group) { index, outcome, engine in
             #expect(index == expected)
             expected += 1
             run.outcomes.append(outcome)
@@ -69,6 +69,35 @@ import Testing
             #expect(a.state == b.state, "seed \(seed)")
             #expect(a.snapshot == b.snapshot, "seed \(seed)")
         }
+    }
+
+    static func drained(_ messages: [Message], group: Int, config: EngineConfig) -> Run {
+        var engine = PartitionEngine(config: config)
+        var run = Run()
+        var pending: [Message] = []
+        for start in stride(from: 0, to: messages.count, by: group) {
+            pending.append(contentsOf: messages[start..<min(start + group, messages.count)])
+            engine.apply(draining: &pending) { outcome, engine in
+                run.outcomes.append(outcome)
+                let output = engine.takeOutput()
+                run.entries += output.entries
+                run.alerts += output.alerts
+            }
+            #expect(pending.isEmpty)
+        }
+        run.state = StateDocument.render([engine])
+        run.snapshot = engine.snapshot()
+        return run
+    }
+
+    @Test(arguments: [1, 3, 8, 13])
+    func drainedApplyMatchesOneByOne(group: Int) {
+        var spec = WorkloadSpec(seed: 5, customers: 30, messages: 3_000)
+        spec.spanNanos = 3_000 * 60 * 1_000_000_000
+        let messages = Self.decoded(Workload.records(spec))
+        let config = EngineConfig(dedupeWindow: 3_600 * 1_000_000_000, expiryGrace: 60 * 1_000_000_000)
+        #expect(Self.one(messages, config: config) == Self.drained(messages, group: group, config: config))
+        #expect(Self.one(messages, config: config) == Self.warmed(messages, group: group, config: config))
     }
 
     @Test func warmedApplyMatchesOnTheBenchmarkMix() {

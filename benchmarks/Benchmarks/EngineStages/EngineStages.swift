@@ -19,6 +19,15 @@ public enum EngineStages {
         Workload.jsonLines(spec())
     }
 
+    /// Messages warmed and applied at a time: `PartitionEngine.warmGroup`, or
+    /// `DRAWDOWN_WARM_GROUP` (1 applies one message at a time, still without copying it).
+    public static let warmGroup: Int = {
+        guard let text = getenv("DRAWDOWN_WARM_GROUP"), let group = Int(String(cString: text)), group > 0 else {
+            return PartitionEngine.warmGroup
+        }
+        return group
+    }()
+
     public static func spec() -> WorkloadSpec {
         guard let text = getenv("DRAWDOWN_BENCH_MESSAGES"), let messages = Int(String(cString: text)), messages > 0 else {
             return WorkloadSpec.benchmark()
@@ -55,11 +64,11 @@ public enum EngineStages {
         return messages
     }
 
-    /// Applies pre-decoded messages, warming each group of `PartitionEngine.warmGroup` first
+    /// Applies pre-decoded messages, warming each group of `warmGroup` first
     /// (`PartitionEngine.apply(_:_:)`). Returns how many were applied.
     public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
         var batch = Batch()
-        engine.apply(messages) { _, _, engine in batch.count(&engine) }
+        engine.apply(messages, group: warmGroup) { _, _, engine in batch.count(&engine) }
         engine.discardOutput()
         return Int(engine.applied)
     }
@@ -89,23 +98,22 @@ public enum EngineStages {
         }
     }
 
-    /// Decodes and applies every line, in groups of `PartitionEngine.warmGroup` decoded
+    /// Decodes and applies every line, in groups of `warmGroup` decoded
     /// messages (each group warmed, then applied in order). Returns how many were applied.
     public static func parseAndApply(
         _ input: UnsafeBufferPointer<UInt8>, decoder: inout MessageDecoder, engine: inout PartitionEngine
     ) -> Int {
         var batch = Batch()
         var group: [Message] = []
-        group.reserveCapacity(PartitionEngine.warmGroup)
+        group.reserveCapacity(warmGroup)
         func flush() {
-            engine.apply(group) { _, _, engine in batch.count(&engine) }
-            group.removeAll(keepingCapacity: true)
+            engine.apply(draining: &group) { _, engine in batch.count(&engine) }
         }
         JSONLines.forEachLine(in: input) { line in
             switch decoder.decode(line) {
             case .success(let message):
                 group.append(message)
-                if group.count == PartitionEngine.warmGroup { flush() }
+                if group.count == warmGroup { flush() }
             case .failure:
                 flush()
                 engine.countRejected()
