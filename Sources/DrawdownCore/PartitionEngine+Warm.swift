@@ -76,7 +76,9 @@ extension PartitionEngine {
         draining messages: inout [Message], _ body: (_ outcome: Outcome, _ engine: inout PartitionEngine) -> Void
     ) {
         warm(messages[...])
-        messages.reverse()
+        // Reversed through the buffer, whose swaps move elements (the array's own `reverse`
+        // copied each Message), then popped from the end: no Message is copied.
+        messages.withUnsafeMutableBufferPointer { $0.reverse() }
         while let message = messages.popLast() {
             let outcome = apply(message)
             body(outcome, &self)

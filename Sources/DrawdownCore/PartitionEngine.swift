@@ -202,9 +202,6 @@ public struct PartitionEngine: Sendable {
     }
 
     @discardableResult
-    /// Not inlined: inlined into its callers, the entry was built, copied whole and the
-    /// original destroyed (two outlined calls per entry) before the append.
-    @inline(never)
     private mutating func write(
         _ type: EntryType, customer c: Int32, currency k: Int32, grant: String?, amount: Credits, source: String,
         timestamp: EventTime

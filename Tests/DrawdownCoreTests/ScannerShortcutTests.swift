@@ -3,7 +3,8 @@ import Testing
 
 /// The decoder's shortcuts against what they replace: the repeated-name check (bit set,
 /// then the object's earlier key hashes, then names) against a plain set of decoded names,
-/// and the byte match of `type` against `MessageType(rawValue:)`.
+/// the byte match of `type` against `MessageType(rawValue:)`, and UTF-8 validation against
+/// the standard library's.
 @Suite struct ScannerShortcutTests {
     struct Generator {
         var state: UInt64
@@ -60,6 +61,24 @@ import Testing
             if repeated { rejected += 1 }
         }
         #expect(rejected > 300 && rejected < 2_700)
+    }
+
+    /// The ASCII fast paths (16 and 8 bytes) against the standard library's validation, on
+    /// mostly-ASCII buffers with multi-byte, truncated and invalid sequences at every offset.
+    @Test func utf8ValidationMatchesTheStandardLibrary() {
+        var generator = Generator(state: 23)
+        let pieces: [[UInt8]] = [
+            [0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9F, 0x98, 0x80], [0xC3], [0xE2, 0x82], [0xF0, 0x9F, 0x98],
+            [0x80], [0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xFF], [0x7F],
+        ]
+        for _ in 0..<20_000 {
+            var bytes = (0..<generator.next(48)).map { _ in UInt8(0x20 + generator.next(0x5F)) }
+            if generator.next(4) > 0 {
+                bytes.insert(contentsOf: pieces[generator.next(pieces.count)], at: generator.next(bytes.count + 1))
+            }
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            #expect(bytes.withUnsafeBufferPointer { UTF8Validation.isValid($0) } == expected, "\(bytes)")
+        }
     }
 
     @Test func typeMatchesRawValue() {
