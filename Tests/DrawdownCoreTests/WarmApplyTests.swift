@@ -122,6 +122,64 @@ import Testing
         #expect(Self.warmed([], config: EngineConfig()) == Self.one([], config: EngineConfig()))
     }
 
+    /// `OfflineProcessor.run` (grouped) gives the same output calls, rejects (line, reason,
+    /// detail) and final state as applying each line alone, with malformed and blank lines
+    /// between groups.
+    @Test func offlineProcessorMatchesLineByLine() {
+        var spec = WorkloadSpec(seed: 13, customers: 25, messages: 3_000)
+        spec.spanNanos = 3_000 * 60 * 1_000_000_000
+        var input: [UInt8] = []
+        for (n, (bytes, _)) in Workload.records(spec).enumerated() {
+            input += bytes + [0x0A]
+            if n % 97 == 5 { input += Array("   \n{\"id\":\n".utf8) }  // a blank line, then a malformed one
+        }
+        typealias Event = (kind: String, line: Int, entries: [LedgerEntry], alerts: [Alert], detail: String)
+        func same(_ a: [Event], _ b: [Event]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { $0.kind == $1.kind && $0.line == $1.line && $0.entries == $1.entries && $0.alerts == $1.alerts && $0.detail == $1.detail }
+        }
+        var grouped: [Event] = []
+        var processor = OfflineProcessor(priceBook: Workload.priceBook)
+        input.withUnsafeBufferPointer { buffer in
+            processor.run(buffer) { entries, alerts in
+                grouped.append(("output", 0, entries, alerts, ""))
+            } rejected: { reject in
+                grouped.append(("reject", reject.line, [], [], "\(reject.rejection.reason.rawValue): \(reject.rejection.detail)"))
+            }
+        }
+        // Reference: the loop `run` had before it grouped messages.
+        var single: [Event] = []
+        var decoder = MessageDecoder(priceBook: Workload.priceBook)
+        var engine = PartitionEngine()
+        var lineNumber = 0
+        input.withUnsafeBufferPointer { buffer in
+            JSONLines.forEachLine(in: buffer) { line in
+                lineNumber += 1
+                guard !JSONLines.isBlank(line) else { return }
+                switch decoder.decode(line) {
+                case .failure(let rejection):
+                    engine.countRejected()
+                    single.append(("reject", lineNumber, [], [], "\(rejection.reason.rawValue): \(rejection.detail)"))
+                case .success(let message):
+                    switch engine.apply(message) {
+                    case .applied, .duplicate: break
+                    case .conflict: single.append(("reject", lineNumber, [], [], "conflict: id was applied before with different content"))
+                    case .rejected(let rejection):
+                        single.append(("reject", lineNumber, [], [], "\(rejection.reason.rawValue): \(rejection.detail)"))
+                    }
+                    if !engine.entries.isEmpty || !engine.alerts.isEmpty {
+                        single.append(("output", 0, engine.entries, engine.alerts, ""))
+                        engine.discardOutput()
+                    }
+                }
+            }
+        }
+        #expect(grouped.count > 2_000)
+        #expect(grouped.contains { $0.kind == "reject" })
+        #expect(same(grouped, single))
+        #expect(StateDocument.render([processor.engine]) == StateDocument.render([engine]))
+        #expect(processor.engine.snapshot() == engine.snapshot())
+    }
+
     /// Warming alone changes nothing the engine reports.
     @Test func warmChangesNoState() {
         let messages = Self.decoded(Workload.records(WorkloadSpec(seed: 11, customers: 20, messages: 1_000)))
