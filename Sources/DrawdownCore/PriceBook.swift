@@ -83,3 +83,49 @@ public struct PriceBook: Sendable {
         }
     }
 }
+
+/// A price book's meters keyed by their UTF-8 bytes, for the decoder: one stable hash and a
+/// byte compare per lookup, and the `by` choice found on the record's bytes, instead of
+/// building `String`s for `Dictionary` lookups (SipHash). Built only when every meter name
+/// and choice key is ASCII, and only used for ASCII input: for ASCII, byte equality is what
+/// `String` equality (canonical equivalence) gives; anything else takes the `Dictionary`
+/// path, so lookups find exactly what they found before.
+struct MeterTable: Sendable {
+    struct Entry: Sendable {
+        var name: [UInt8]
+        var price: PriceBook.MeterPrice
+        var choices: [(key: [UInt8], price: Credits)]
+    }
+
+    private(set) var entries: [Entry] = []
+    private var index = HashIndex(capacity: 16)
+    static let seed: UInt64 = 0x6d65_7465_7273
+
+    init?(_ book: PriceBook?) {
+        guard let book else { return nil }
+        for (name, price) in book.meters {
+            guard MeterTable.isASCII(name), price.prices.keys.allSatisfy(MeterTable.isASCII) else { return nil }
+            index.insert(StableHash.hash(name, seed: MeterTable.seed), Int32(entries.count))
+            entries.append(Entry(name: Array(name.utf8), price: price, choices: price.prices.map { (Array($0.key.utf8), $0.value) }))
+        }
+    }
+
+    static func isASCII(_ text: String) -> Bool { text.utf8.allSatisfy { $0 < 0x80 } }
+
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { bytes.allSatisfy { $0 < 0x80 } }
+
+    static func same(_ a: [UInt8], _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        a.count == b.count && a.withUnsafeBufferPointer { a in (0..<b.count).allSatisfy { a[$0] == b[$0] } }
+    }
+
+    /// The entry number of an ASCII meter name.
+    func find(_ name: UnsafeBufferPointer<UInt8>) -> Int? {
+        index.find(StableHash.hash(name, seed: MeterTable.seed)) { MeterTable.same(entries[Int($0)].name, name) }.map { Int($0) }
+    }
+
+    /// The price of an ASCII choice of entry `entry`.
+    func choice(_ key: UnsafeBufferPointer<UInt8>, in entry: Int) -> Credits? {
+        for choice in entries[entry].choices where MeterTable.same(choice.key, key) { return choice.price }
+        return nil
+    }
+}
