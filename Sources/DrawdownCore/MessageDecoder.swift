@@ -6,9 +6,7 @@
 /// `type`, the common fields, the Kafka key (`key_mismatch`), the type's own fields, then
 /// rating (`unknown_meter`).
 public struct MessageDecoder: Sendable {
-    public var priceBook: PriceBook? { didSet { meterTable = MeterTable(priceBook) } }
-    /// `priceBook` keyed by bytes, when all its names are ASCII (nil: `Dictionary` lookups).
-    var meterTable: MeterTable?
+    public var priceBook: PriceBook?
     private var scratch = JSONScratch()
     private var spans: [JSONSpan]
 
@@ -16,7 +14,6 @@ public struct MessageDecoder: Sendable {
 
     public init(priceBook: PriceBook?) {
         self.priceBook = priceBook
-        self.meterTable = MeterTable(priceBook)
         self.spans = Array(repeating: MessageDecoder.absent, count: Field.allCases.count)
     }
 
@@ -185,17 +182,7 @@ public struct MessageDecoder: Sendable {
         if let properties = span(.properties), properties.kind != .object {
             throw Rejection(.invalidField, "properties must be an object")
         }
-        // The meter's price: on the record's bytes when they and the book are ASCII.
-        var entry: Int?
-        var meterPrice: PriceBook.MeterPrice?
-        if meter != nil, let table = meterTable, let meterSpan = span(.meter),
-            let found = scanner.withDecoded(meterSpan, { MeterTable.isASCII($0) ? .some(table.find($0)) : nil })
-        {
-            entry = found
-            meterPrice = found.map { table.entries[$0].price }
-        } else {
-            meterPrice = meter.flatMap { priceBook?.meters[$0] }
-        }
+        let meterPrice = meter.flatMap { priceBook?.meters[$0] }
         let currency = givenCurrency ?? meterPrice?.currency ?? "credits"
         if let givenCost { return Usage(cost: givenCost, currency: currency, meter: meter) }
         guard let meter else { throw Rejection(.missingField, "meter is required unless cost is given") }
@@ -205,12 +192,9 @@ public struct MessageDecoder: Sendable {
         }
         var unitPrice = meterPrice.unitPrice
         if let by = meterPrice.by, let properties = span(.properties),
-            let choiceSpan = scanner.stringMemberSpan(of: properties, named: by)
+            let choice = scanner.stringMember(of: properties, named: by), let price = meterPrice.prices[choice]
         {
-            let fast = entry.flatMap { entry in
-                scanner.withDecoded(choiceSpan) { MeterTable.isASCII($0) ? .some(meterTable!.choice($0, in: entry)) : nil }
-            }
-            if let price = fast ?? meterPrice.prices[scanner.decodedString(choiceSpan)] { unitPrice = price }
+            unitPrice = price
         }
         guard let cost = Credits.rated(quantity: quantity, unitPrice: unitPrice), cost.nanos < Credits.nanosLimit else {
             throw Rejection(.invalidField, "cost of quantity × price is 10^18 or more")
@@ -377,8 +361,8 @@ extension JSONScanner {
         return result
     }
 
-    /// The span of a member of an object when its value is a string.
-    mutating func stringMemberSpan(of object: JSONSpan, named name: String) -> JSONSpan? {
+    /// The value of a member of an object when it is a string.
+    mutating func stringMember(of object: JSONSpan, named name: String) -> String? {
         let saved = index
         defer { index = saved }
         index = object.start + 1
@@ -390,7 +374,7 @@ extension JSONScanner {
             index += 1  // :
             skipWhitespace()
             guard let (value, _) = try? scanValue(depth: 2) else { return nil }
-            if matches { return value.kind == .string ? value : nil }
+            if matches { return value.kind == .string ? decodedString(value) : nil }
             skipWhitespace()
             if bytes[index] == UInt8(ascii: "}") { return nil }
             index += 1

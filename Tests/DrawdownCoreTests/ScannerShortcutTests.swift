@@ -127,56 +127,6 @@ import Testing
         }
     }
 
-    /// What a decoded record comes to, comparable.
-    static func outcome(_ result: Result<Message, Rejection>) -> String {
-        switch result {
-        case .failure(let rejection): return "reject \(rejection.reason.rawValue): \(rejection.detail)"
-        case .success(let message):
-            guard case .usage(let usage) = message.body else { return "\(message.type) \(message.id) \(message.contentHash)" }
-            return "usage \(message.id) \(message.contentHash) \(usage.cost) \(usage.currency) \(usage.meter ?? "-")"
-        }
-    }
-
-    /// The byte-keyed meter table against the `Dictionary` lookups it stands in for: the
-    /// benchmark mix, and records whose meter or `by` choice is escaped, non-ASCII or only
-    /// canonically equal to a price-book name (U+212A KELVIN SIGN is "K" to `String`).
-    @Test func meterTableMatchesDictionaryLookups() {
-        let ascii = PriceBook(meters: [
-            "K": PriceBook.MeterPrice(unitPrice: Credits(units: 2)),
-            "gpu": PriceBook.MeterPrice(
-                unitPrice: Credits(units: 3), currency: "usd", by: "sku",
-                prices: ["std": Credits(units: 5), "K": Credits(units: 7), "big": Credits(units: 11)]),
-        ])
-        let accented = PriceBook(meters: ["caf\u{E9}": PriceBook.MeterPrice(unitPrice: Credits(units: 13))])
-        var records = Workload.records(WorkloadSpec.benchmark(seed: 4, messages: 5_000, customers: 500)).map {
-            String(decoding: $0.bytes, as: UTF8.self)
-        }
-        let common = #""id":"e1","customer":"c1","timestamp":"2026-11-01T12:00:00Z","quantity":2"#
-        for meter in [#""gpu""#, #""\u0067pu""#, #""K""#, "\"\u{212A}\"", #""\u212A""#, #""cafe\u0301""#, "\"caf\u{E9}\"", #""cpu""#] {
-            for properties in [
-                "", #","properties":{}"#, #","properties":{"sku":"std"}"#, #","properties":{"sku":"\u0073td"}"#,
-                "\",\"properties\":{\"sku\":\"\u{212A}\"}", #","properties":{"sku":"K"}"#, #","properties":{"sku":"none"}"#,
-                #","properties":{"sku":5}"#, #","properties":{"other":"big","sku":"big"}"#,
-            ] {
-                records.append("{" + common + #","meter":"# + meter + properties + "}")
-            }
-        }
-        for book in [Workload.priceBook, ascii, accented] {
-            var fast = MessageDecoder(priceBook: book)
-            var plain = MessageDecoder(priceBook: book)
-            plain.meterTable = nil
-            #expect((fast.meterTable == nil) == (book.meters.keys.first { $0.utf8.contains { $0 >= 0x80 } } != nil))
-            for record in records {
-                #expect(Self.outcome(fast.decode(record)) == Self.outcome(plain.decode(record)), "\(record)")
-            }
-        }
-        // Replacing the book rebuilds the table.
-        var decoder = MessageDecoder(priceBook: accented)
-        decoder.priceBook = ascii
-        #expect(decoder.meterTable != nil)
-        #expect(Self.outcome(decoder.decode("{" + common + #","meter":"gpu","properties":{"sku":"K"}}"#)).contains(" 14 usd gpu"))
-    }
-
     @Test func typeMatchesRawValue() {
         let candidates = MessageType.allCases.map(\.rawValue) + ["", "Usage", "usag", "usagee", "grants", "voi", "thresholdx", "x"]
         for name in candidates {
