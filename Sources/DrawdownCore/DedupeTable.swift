@@ -68,6 +68,13 @@ public struct DedupeTable: Sendable {
         }
     }
 
+    /// Reads the slot a lookup of `key` starts at and returns its second word (for
+    /// `PartitionEngine.warm`: loading it early makes the later lookup hit the cache).
+    @inline(__always)
+    func touch(_ key: KeyFingerprint) -> UInt64 {
+        words[offset(Int(truncatingIfNeeded: key.low) & mask) + 1]
+    }
+
     public func lookup(_ key: KeyFingerprint) -> Remembered? {
         let (o, found) = find(key)
         guard found else { return nil }

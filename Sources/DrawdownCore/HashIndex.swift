@@ -35,6 +35,13 @@ struct HashIndex: Sendable {
         }
     }
 
+    /// Reads the slot a lookup of `hash` starts at and returns it (for `PartitionEngine.warm`:
+    /// loading it early makes the later `find` hit the cache).
+    @inline(__always)
+    func touch(_ hash: UInt64) -> UInt64 {
+        slots[Int(truncatingIfNeeded: HashIndex.fold(hash)) & mask]
+    }
+
     /// Adds a number the index does not hold yet.
     mutating func insert(_ hash: UInt64, _ number: Int32) {
         if (count + 1) * 2 > slots.count { grow() }

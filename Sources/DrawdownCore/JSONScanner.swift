@@ -137,11 +137,13 @@ public struct JSONScanner: ~Copyable {
     ) throws(JSONMalformed) -> UInt64 {
         index += 1  // {
         let keysBase = keys.count
-        defer { keys.removeSubrange(keysBase...) }
+        // One `removeLast` per key: `removeSubrange` went through the generic replaceSubrange.
+        defer { while keys.count > keysBase { keys.removeLast() } }
         var hash: UInt64 = 0
         var memberCount: UInt64 = 0
-        // One bit per key hash: only an object where two keys share a bit is checked for
-        // repeated names.
+        // One bit per key hash: when a key's bit is already set, the object's earlier keys are
+        // searched for the same full hash (small objects only), and only an object with two
+        // equal key hashes (or a large one) is checked for repeated names.
         var seen: UInt64 = 0
         var mayRepeat = false
         skipWhitespace()
@@ -158,7 +160,9 @@ public struct JSONScanner: ~Copyable {
             let keyHash = stringHash(key)
             keys.append(KeyRef(hash: keyHash, start: key.start, end: key.end, escaped: key.escaped))
             let bit: UInt64 = 1 << (keyHash >> 58)
-            if seen & bit != 0 { mayRepeat = true }
+            if seen & bit != 0, !mayRepeat {
+                mayRepeat = keys.count - keysBase > 16 || keys[keysBase..<(keys.count - 1)].contains { $0.hash == keyHash }
+            }
             seen |= bit
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {

@@ -117,8 +117,10 @@ public struct MessageDecoder: Sendable {
             var type = MessageType.usage
             if let typeSpan = span(.type) {
                 guard typeSpan.kind == .string else { throw Rejection(.invalidField, "type must be a string") }
-                let name = scanner.decodedString(typeSpan)
-                guard let known = MessageType(rawValue: name) else { throw Rejection(.unknownType, "unknown type \"\(name)\"") }
+                // Matched on the bytes: no String unless the type is unknown.
+                guard let known = scanner.withDecoded(typeSpan, { MessageDecoder.messageType($0) }) else {
+                    throw Rejection(.unknownType, "unknown type \"\(scanner.decodedString(typeSpan))\"")
+                }
                 type = known
             }
             // common fields
@@ -144,6 +146,17 @@ public struct MessageDecoder: Sendable {
         } catch {
             return .failure(Rejection(.malformed, "\(error)"))
         }
+    }
+
+    /// `MessageType(rawValue:)` on decoded bytes.
+    static func messageType(_ name: UnsafeBufferPointer<UInt8>) -> MessageType? {
+        let usage: StaticString = "usage", grant: StaticString = "grant", void: StaticString = "void"
+        let threshold: StaticString = "threshold"
+        if equal(name, usage) { return .usage }
+        if equal(name, grant) { return .grant }
+        if equal(name, void) { return .void }
+        if equal(name, threshold) { return .threshold }
+        return nil
     }
 
     /// Customer hash and fingerprint from the record's bytes (customer and id were validated).

@@ -18,34 +18,58 @@ public struct OfflineProcessor {
 
     /// Runs every line of `input`. `output` is called after each line that wrote entries or
     /// alerts (and the engine's buffers are then cleared); `rejected` for each reject.
+    /// Decoded messages are applied in groups of `PartitionEngine.warmGroup`
+    /// (`apply(draining:)`, docs/engine.md "Applying in groups"); a record the decoder
+    /// rejects first applies the group before it, so callbacks come in line order as if each
+    /// line were applied alone.
     public mutating func run(
         _ input: UnsafeBufferPointer<UInt8>,
         output: (_ entries: [LedgerEntry], _ alerts: [Alert]) -> Void,
         rejected: (Rejected) -> Void
     ) {
         var lineNumber = 0
-        JSONLines.forEachLine(in: input) { line in
-            lineNumber += 1
-            guard !JSONLines.isBlank(line) else { return }
-            switch decoder.decode(line) {
-            case .failure(let rejection):
-                engine.countRejected()
-                rejected(Rejected(line: lineNumber, rejection: rejection, raw: line))
-            case .success(let message):
-                switch engine.apply(message) {
+        var group: [Message] = []
+        var places: [(line: Int, raw: UnsafeBufferPointer<UInt8>)] = []
+        group.reserveCapacity(PartitionEngine.warmGroup)
+        places.reserveCapacity(PartitionEngine.warmGroup)
+        func applyGroup() {
+            guard !group.isEmpty else { return }
+            var next = 0
+            engine.apply(draining: &group) { outcome, engine in
+                let place = places[next]
+                next += 1
+                switch outcome {
                 case .applied, .duplicate: break
                 case .conflict:
                     rejected(
-                        Rejected(line: lineNumber, rejection: Rejection(.conflict, "id was applied before with different content"), raw: line))
+                        Rejected(
+                            line: place.line, rejection: Rejection(.conflict, "id was applied before with different content"),
+                            raw: place.raw))
                 case .rejected(let rejection):
-                    rejected(Rejected(line: lineNumber, rejection: rejection, raw: line))
+                    rejected(Rejected(line: place.line, rejection: rejection, raw: place.raw))
                 }
                 if !engine.entries.isEmpty || !engine.alerts.isEmpty {
                     output(engine.entries, engine.alerts)
                     engine.discardOutput()
                 }
             }
+            places.removeAll(keepingCapacity: true)
         }
+        JSONLines.forEachLine(in: input) { line in
+            lineNumber += 1
+            guard !JSONLines.isBlank(line) else { return }
+            switch decoder.decode(line) {
+            case .failure(let rejection):
+                applyGroup()
+                engine.countRejected()
+                rejected(Rejected(line: lineNumber, rejection: rejection, raw: line))
+            case .success(let message):
+                group.append(message)
+                places.append((lineNumber, line))
+                if group.count == PartitionEngine.warmGroup { applyGroup() }
+            }
+        }
+        applyGroup()
     }
 }
 

@@ -58,6 +58,12 @@ public struct PartitionEngine: Sendable {
     // Scratch, reused per message.
     private var expiring: [Int32] = []
     private var touched: [(customer: Int32, currency: Int32)] = []
+    /// How many of `touched` the current message touched (the rest is stale, kept so that
+    /// starting a message is one store instead of emptying the array).
+    private var touchedCount = 0
+    /// `warm`'s scratch, and where its loads go (read by nothing).
+    var warmNumbers: [Int32] = []
+    var warmSink: UInt64 = 0
 
     public init(partition: Int32 = 0, config: EngineConfig = EngineConfig()) {
         self.partition = partition
@@ -122,7 +128,7 @@ public struct PartitionEngine: Sendable {
 
         // Accepted: move the watermarks, write what became due, then apply.
         let c = existingCustomer ?? addCustomer(customerKey)
-        if !touched.isEmpty { touched.removeAll(keepingCapacity: true) }
+        touchedCount = 0
         let newCustomerWatermark = max(customers[Int(c)].watermark, t)
         let newPartitionWatermark = max(partitionWatermark, t)
         expireDue(customer: c, customerWatermark: newCustomerWatermark, partitionWatermark: newPartitionWatermark)
@@ -186,7 +192,13 @@ public struct PartitionEngine: Sendable {
     }
 
     private mutating func touch(_ c: Int32, _ k: Int32) {
-        if !touched.contains(where: { $0.customer == c && $0.currency == k }) { touched.append((c, k)) }
+        for i in 0..<touchedCount where touched[i].customer == c && touched[i].currency == k { return }
+        if touchedCount < touched.count {
+            touched[touchedCount] = (c, k)
+        } else {
+            touched.append((c, k))
+        }
+        touchedCount += 1
     }
 
     @discardableResult
@@ -337,7 +349,8 @@ public struct PartitionEngine: Sendable {
     // MARK: Alerts
 
     private mutating func evaluateAlerts(message: Message) {
-        for (c, k) in touched {
+        for i in 0..<touchedCount {
+            let (c, k) = touched[i]
             if customers[Int(c)].currencies[Int(k)].levels.isEmpty {
                 if customers[Int(c)].currencies[Int(k)].available.isPositive { customers[Int(c)].currencies[Int(k)].exhausted = false }
                 continue

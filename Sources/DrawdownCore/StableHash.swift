@@ -33,10 +33,18 @@ public enum StableHash {
         if rest >= 8 {
             a = base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
             b = base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        } else if rest >= 4 {
+            // The rest's bytes, little-endian, zero-extended (what a byte loop gives) from two
+            // overlapping 4-byte loads: the overlap holds the same bytes at the same places.
+            let low = UInt64(base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let high = UInt64(base.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self))
+            a = low | high << (8 * UInt64(rest - 4))
         } else if rest > 0 {
-            for i in 0..<rest {
-                a |= UInt64(base.load(fromByteOffset: offset + i, as: UInt8.self)) << (8 * UInt64(i))
-            }
+            // The same for 1–3 bytes: first, middle and last (repeats OR in place).
+            let middle = rest >> 1
+            a = UInt64(base.load(fromByteOffset: offset, as: UInt8.self))
+                | UInt64(base.load(fromByteOffset: offset + middle, as: UInt8.self)) << (8 * UInt64(middle))
+                | UInt64(base.load(fromByteOffset: count - 1, as: UInt8.self)) << (8 * UInt64(rest - 1))
         }
         return mix(mix(a ^ p1, b ^ h) ^ UInt64(truncatingIfNeeded: count), p2 ^ seed)
     }

@@ -1,12 +1,20 @@
 /// Strict UTF-8 validation (RFC 3629): no overlong forms, no surrogates, nothing above
-/// U+10FFFF. ASCII runs are checked eight bytes at a time.
+/// U+10FFFF. ASCII runs are checked sixteen bytes at a time.
 public enum UTF8Validation {
     public static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let count = bytes.count
         var i = 0
         while i < count {
-            // Fast path: eight ASCII bytes.
+            // Fast paths: sixteen, then eight ASCII bytes.
+            if i + 16 <= count {
+                let words = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                    | UnsafeRawPointer(base + i + 8).loadUnaligned(as: UInt64.self)
+                if words & 0x8080_8080_8080_8080 == 0 {
+                    i += 16
+                    continue
+                }
+            }
             if i + 8 <= count {
                 let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
                 if word & 0x8080_8080_8080_8080 == 0 {
