@@ -45,7 +45,10 @@ struct DemoCommand: ParsableCommand {
         var spec = WorkloadSpec(seed: seed, customers: customers, messages: messages)
         spec.malformedPer10k = 20
         let produced = ProducedCount()
-        let producer = try KafkaProducer(config: KafkaProducerConfig(bootstrapServers: cluster.bootstrapServers))
+        var producerConfig = KafkaProducerConfig(bootstrapServers: cluster.bootstrapServers)
+        // The broker in this process goes away at the end, before this producer does.
+        producerConfig.additionalProperties["log.connection.close"] = "false"
+        let producer = try KafkaProducer(config: producerConfig)
         let producerThread = Thread { [spec, rate] in
             produce(spec, rate: rate, producer: producer, topic: topic, produced: produced)
         }
