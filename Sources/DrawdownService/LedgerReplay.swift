@@ -208,10 +208,12 @@ struct BatchReplayer {
                 // Taken out of the table while it changes, so the change does not copy its storage.
                 var engine = engines.removeValue(forKey: section.partition) ?? PartitionEngine(partition: section.partition, config: config)
                 produced.removeAll(keepingCapacity: true)
-                for input in section.inputs {
-                    let before = produced.count
-                    applier.apply(input, engine: &engine, entries: &produced, outputs: &rebuilt.outputs, wantOutputs: wantOutputs)
-                    observe?(section.partition, input, produced[before...])
+                let inputs = section.inputs
+                applier.apply(
+                    run: inputs.count, input: { .record(inputs[$0]) }, engine: &engine, entries: &produced,
+                    outputs: &rebuilt.outputs, wantOutputs: wantOutputs
+                ) { index, _, written in
+                    observe?(section.partition, inputs[index], written)
                 }
                 if produced != section.entries {
                     throw ReplayError.mismatch(

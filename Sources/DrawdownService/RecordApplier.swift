@@ -65,6 +65,9 @@ struct RecordApplier {
     /// Scratch for grouping one message's entries.
     private var groups: [(currency: String, first: Int, last: Int)] = []
     private var json: [UInt8] = []
+    /// The decoded messages of the group being warmed and their indices in the run (`apply(run:…)`).
+    private var runGroup: [Message] = []
+    private var runPlaces: [Int] = []
 
     init(priceBook: PriceBook?) {
         decoder = MessageDecoder(priceBook: priceBook)
@@ -99,29 +102,133 @@ struct RecordApplier {
         precondition(engine.entries.isEmpty && engine.alerts.isEmpty, "engine output not cleared")
         lastAppliedCustomer = nil
         let decoded: Result<Message, Rejection> = decoder.decode(input.value, key: input.key)
-        let message: Message
         switch decoded {
         case .failure(let rejection):
-            engine.countRejected()
-            rejectCounts.add(rejection.reason)
-            if wantOutputs { Self.appendDeadLetter(input, partition: engine.partition, rejection, to: &outputs) }
-            return
-        case .success(let m):
-            message = m
+            reject(.raw(input), rejection, engine: &engine, outputs: &outputs, wantOutputs: wantOutputs)
+        case .success(let message):
+            let outcome = engine.apply(message)
+            finish(message, outcome, input: .raw(input), engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: wantOutputs)
         }
-        switch engine.apply(message) {
+    }
+
+    /// A record of a run given to `apply(run:…)`: borrowed bytes (valid for the whole call)
+    /// or a record of a ledger payload.
+    enum RunInput {
+        case raw(RawInput)
+        case record(InputRecord)
+    }
+
+    /// Applies `count` consecutive records of one partition — `input(i)` is record `i` —
+    /// decoding up to `PartitionEngine.warmGroup` of them, warming the engine on the decoded
+    /// messages (`PartitionEngine.warm`, docs/engine.md "Applying in groups"), then applying
+    /// them in order. Entries, outputs (in order), reject counts and `lastAppliedCustomer`
+    /// come out exactly as from calling `apply` on each record in turn: a record the decoder
+    /// rejects first applies the decoded ones before it. `done` is called after each record
+    /// with its index, its `lastAppliedCustomer` and the entries it wrote. `input` may be
+    /// called more than once for a record (again when it is dead-lettered).
+    mutating func apply(
+        run count: Int, input: (Int) -> RunInput, engine: inout PartitionEngine, entries: inout [LedgerEntry],
+        outputs: inout some OutputSink, wantOutputs: Bool,
+        done: (_ index: Int, _ customer: String?, _ entries: ArraySlice<LedgerEntry>) -> Void = { _, _, _ in }
+    ) {
+        precondition(engine.entries.isEmpty && engine.alerts.isEmpty, "engine output not cleared")
+        var group: [Message] = []
+        var places: [Int] = []
+        // Taken out of `self` while the run uses them (so `self` can be mutated meanwhile):
+        // the same buffers every run, no allocation once they have grown.
+        swap(&group, &runGroup)
+        swap(&places, &runPlaces)
+        defer {
+            swap(&group, &runGroup)
+            swap(&places, &runPlaces)
+        }
+        func applyGroup(_ applier: inout RecordApplier) {
+            guard !group.isEmpty else { return }
+            engine.warm(group[...])
+            // Moved out from the end of the reversed buffer, as `PartitionEngine.apply(draining:)`
+            // does: no Message is copied.
+            group.withUnsafeMutableBufferPointer { $0.reverse() }
+            var next = 0
+            while let message = group.popLast() {
+                let index = places[next]
+                next += 1
+                let before = entries.count
+                applier.lastAppliedCustomer = nil
+                let outcome = engine.apply(message)
+                applier.finish(
+                    message, outcome, input: input(index), engine: &engine, entries: &entries, outputs: &outputs,
+                    wantOutputs: wantOutputs)
+                done(index, applier.lastAppliedCustomer, entries[before...])
+            }
+            places.removeAll(keepingCapacity: true)
+        }
+        for i in 0..<count {
+            let decoded: Result<Message, Rejection> = Self.withRaw(input(i)) { decoder.decode($0.value, key: $0.key) }
+            switch decoded {
+            case .failure(let rejection):
+                applyGroup(&self)
+                lastAppliedCustomer = nil
+                reject(input(i), rejection, engine: &engine, outputs: &outputs, wantOutputs: wantOutputs)
+                done(i, nil, entries[entries.endIndex...])
+            case .success(let message):
+                group.append(message)
+                places.append(i)
+                if group.count == PartitionEngine.warmGroup { applyGroup(&self) }
+            }
+        }
+        applyGroup(&self)
+    }
+
+    /// `body` with `input`'s bytes borrowed.
+    static func withRaw<R>(_ input: RunInput, _ body: (RawInput) -> R) -> R {
+        switch input {
+        case .raw(let raw):
+            return body(raw)
+        case .record(let record):
+            return record.value.withUnsafeBufferPointer { value in
+                guard let key = record.key else {
+                    return body(RawInput(topic: record.topic, offset: record.offset, key: nil, value: value))
+                }
+                return key.withUnsafeBufferPointer { key in
+                    body(RawInput(topic: record.topic, offset: record.offset, key: key, value: value))
+                }
+            }
+        }
+    }
+
+    /// A record the decoder rejected.
+    private mutating func reject(
+        _ input: RunInput, _ rejection: Rejection, engine: inout PartitionEngine, outputs: inout some OutputSink, wantOutputs: Bool
+    ) {
+        engine.countRejected()
+        rejectCounts.add(rejection.reason)
+        if wantOutputs {
+            Self.withRaw(input) { Self.appendDeadLetter($0, partition: engine.partition, rejection, to: &outputs) }
+        }
+    }
+
+    /// After `engine.apply(message)` gave `outcome`: counts, dead letter, entries and outputs.
+    private mutating func finish(
+        _ message: Message, _ outcome: Outcome, input: RunInput, engine: inout PartitionEngine,
+        entries: inout [LedgerEntry], outputs: inout some OutputSink, wantOutputs: Bool
+    ) {
+        switch outcome {
         case .applied: if tracksCustomers { lastAppliedCustomer = message.customer }
         case .duplicate: break
         case .conflict:
             rejectCounts.add(.conflict)
             if wantOutputs {
-                Self.appendDeadLetter(
-                    input, partition: engine.partition, Rejection(.conflict, "id was applied before with different content"),
-                    to: &outputs)
+                Self.withRaw(input) {
+                    Self.appendDeadLetter(
+                        $0, partition: engine.partition, Rejection(.conflict, "id was applied before with different content"),
+                        to: &outputs)
+                }
             }
         case .rejected(let rejection):
             rejectCounts.add(rejection.reason)
-            if wantOutputs { Self.appendDeadLetter(input, partition: engine.partition, rejection, to: &outputs) }
+            if wantOutputs {
+                Self.withRaw(input) { Self.appendDeadLetter($0, partition: engine.partition, rejection, to: &outputs) }
+            }
         }
         guard !engine.entries.isEmpty || !engine.alerts.isEmpty else { return }
         entries.append(contentsOf: engine.entries)

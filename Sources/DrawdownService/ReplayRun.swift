@@ -315,11 +315,17 @@ final class RecomputedSide: @unchecked Sendable {
         charges.removeAll(keepingCapacity: true)
         for section in payload.sections {
             var engine = engines.removeValue(forKey: section.partition) ?? PartitionEngine(partition: section.partition, config: config)
-            for input in section.inputs {
-                scratch.removeAll(keepingCapacity: true)
-                applier.apply(input, engine: &engine, entries: &scratch, outputs: &noOutputs, wantOutputs: false)
-                charges.append(Charge.of(scratch[...]))
+            scratch.removeAll(keepingCapacity: true)
+            let inputs = section.inputs
+            var charges = self.charges
+            self.charges = []
+            applier.apply(
+                run: inputs.count, input: { .record(inputs[$0]) }, engine: &engine, entries: &scratch, outputs: &noOutputs,
+                wantOutputs: false
+            ) { _, _, written in
+                charges.append(Charge.of(written))
             }
+            self.charges = charges
             engines[section.partition] = engine
         }
     }

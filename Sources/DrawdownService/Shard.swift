@@ -83,16 +83,34 @@ final class Shard: @unchecked Sendable {
         /// Customers changed since the last take (only when the shard tracks them).
         var changed: Set<String> = []
 
+        /// Applies records `run` of `batch` (all of this slot's partition) as one grouped run
+        /// (`RecordApplier.apply(run:…)`); `bytes` are the batch's.
         mutating func apply(
-            _ input: RawInput, ref: InputRef, applier: inout RecordApplier, outputs: inout OutputBuffer, tracksCustomers: Bool
+            run: ArraySlice<Int>, of batch: KafkaRecordBatch, bytes: UnsafeBufferPointer<UInt8>, batchIndex b: Int32,
+            applier: inout RecordApplier, outputs: inout OutputBuffer, tracksCustomers: Bool
         ) {
-            let entriesBefore = entries.count
-            applier.apply(input, engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: true)
-            inputs.append(ref)
-            if tracksCustomers {
-                if let customer = applier.lastAppliedCustomer { changed.insert(customer) }
-                for entry in entries[entriesBefore...] { changed.insert(entry.customer) }
+            for i in run { inputs.append(InputRef(batch: b, record: Int32(i))) }
+            // Out of `self` while the engine and entries are lent to the applier.
+            var changed: Set<String> = []
+            if tracksCustomers { swap(&changed, &self.changed) }
+            let start = run.startIndex
+            applier.apply(
+                run: run.count,
+                input: { j in
+                    let i = run[start + j]
+                    return .raw(
+                        RawInput(
+                            topic: batch.topic(at: i), offset: batch.offset(at: i),
+                            key: batch.keyRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) },
+                            value: batch.valueRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) }
+                                ?? UnsafeBufferPointer(start: nil, count: 0)))
+                }, engine: &engine, entries: &entries, outputs: &outputs, wantOutputs: true
+            ) { _, customer, written in
+                guard tracksCustomers else { return }
+                if let customer { changed.insert(customer) }
+                for entry in written { changed.insert(entry.customer) }
             }
+            if tracksCustomers { swap(&changed, &self.changed) }
         }
     }
 
@@ -120,29 +138,26 @@ final class Shard: @unchecked Sendable {
         let b = Int32(batches.count)
         batches.append(batch)
         batch.withUnsafeBufferPointer { bytes in
-            var lastPartition: Int32 = -1
-            var k = 0
-            for i in indices {
-                let partition = batch.partition(at: i)
-                if partition != lastPartition {
-                    if let known = slotIndex[partition] {
-                        k = known
-                    } else {
-                        k = slots.count
-                        slotIndex[partition] = k
-                        slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
-                    }
-                    lastPartition = partition
+            // Runs of consecutive records of one partition, each applied as one grouped run
+            // (decoded, warmed and applied `PartitionEngine.warmGroup` at a time).
+            var start = indices.startIndex
+            while start < indices.endIndex {
+                let partition = batch.partition(at: indices[start])
+                var end = start + 1
+                while end < indices.endIndex, batch.partition(at: indices[end]) == partition { end += 1 }
+                let k: Int
+                if let known = slotIndex[partition] {
+                    k = known
+                } else {
+                    k = slots.count
+                    slotIndex[partition] = k
+                    slots.append(Slot(engine: PartitionEngine(partition: partition, config: config)))
                 }
-                let input = RawInput(
-                    topic: batch.topic(at: i), offset: batch.offset(at: i),
-                    key: batch.keyRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) },
-                    value: batch.valueRange(at: i).map { UnsafeBufferPointer(rebasing: bytes[$0]) }
-                        ?? UnsafeBufferPointer(start: nil, count: 0))
                 // In place: no copy of the engine.
                 slots[k].apply(
-                    input, ref: InputRef(batch: b, record: Int32(i)), applier: &applier, outputs: &outputs,
+                    run: indices[start..<end], of: batch, bytes: bytes, batchIndex: b, applier: &applier, outputs: &outputs,
                     tracksCustomers: tracksCustomers)
+                start = end
             }
         }
         handOffs.append(HandOff(nanos: handedAt, count: indices.count))
