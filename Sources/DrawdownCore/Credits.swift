@@ -74,29 +74,45 @@ extension Credits: CustomStringConvertible {
 
     /// Appends the plain decimal form to a byte buffer (no intermediate `String`).
     public func appendDecimal(to out: inout [UInt8]) {
-        var magnitude = nanos
-        if magnitude < 0 {
-            out.append(UInt8(ascii: "-"))
-            magnitude = -magnitude
+        let negative = nanos < 0
+        let magnitude = nanos.magnitude
+        // Every amount below 1.8 × 10^10 units (all but absurd sums) formats with 64-bit
+        // divisions; larger ones take the 128-bit path. Same text either way.
+        var whole: UInt128
+        var fraction: UInt64
+        if magnitude <= UInt128(UInt64.max) {
+            let small = UInt64(magnitude)
+            whole = UInt128(small / 1_000_000_000)
+            fraction = small % 1_000_000_000
+        } else {
+            whole = magnitude / UInt128(Credits.scale)
+            fraction = UInt64(magnitude % UInt128(Credits.scale))
         }
-        let whole = magnitude / Credits.scale
-        var fraction = magnitude % Credits.scale
-        appendUnsigned(whole, to: &out)
-        guard fraction != 0 else { return }
-        out.append(UInt8(ascii: "."))
-        var digits = Credits.fractionDigits
-        while fraction % 10 == 0 {
-            fraction /= 10
-            digits -= 1
-        }
-        var buffer: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &buffer) { raw in
-            var value = fraction
-            for index in stride(from: digits - 1, through: 0, by: -1) {
-                raw[index] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
+        // Sign, up to 39 whole digits, point, 9 fractional digits: 50 bytes.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 56) { buffer in
+            var n = 0
+            if negative {
+                buffer[0] = UInt8(ascii: "-")
+                n = 1
             }
-            out.append(contentsOf: raw[0..<digits])
+            n = writeUnsigned(whole, into: buffer, at: n)
+            if fraction != 0 {
+                var digits = Credits.fractionDigits
+                while fraction % 10 == 0 {
+                    fraction /= 10
+                    digits -= 1
+                }
+                buffer[n] = UInt8(ascii: ".")
+                // Digits n+1 ... n+digits, written from the last.
+                var index = n + digits
+                while index > n {
+                    buffer[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction % 10)
+                    fraction /= 10
+                    index -= 1
+                }
+                n += digits + 1
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 }
@@ -105,17 +121,35 @@ extension Credits: CustomStringConvertible {
 @usableFromInline
 func appendUnsigned(_ value: Int128, to out: inout [UInt8]) {
     precondition(value >= 0)
-    if value < 10 {
-        out.append(UInt8(ascii: "0") + UInt8(value))
-        return
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buffer in
+        let n = writeUnsigned(UInt128(value), into: buffer, at: 0)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
     }
-    var digits: [UInt8] = []
-    var rest = value
-    while rest > 0 {
-        digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
-        rest /= 10
+}
+
+/// Writes `value` in decimal at `start` of `buffer` (room for 39 digits); returns the end.
+@inline(__always)
+func writeUnsigned(_ value: UInt128, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+    // The digits of a 128-bit value above 64 bits: 128-bit divisions down to 64 bits.
+    var high = value
+    var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes
+    return withUnsafeMutableBytes(of: &scratch) { digits in
+        var end = digits.count
+        while high > UInt128(UInt64.max) {
+            end -= 1
+            digits[end] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: high % 10)
+            high /= 10
+        }
+        var low = UInt64(high)
+        repeat {
+            end -= 1
+            digits[end] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: low % 10)
+            low /= 10
+        } while low > 0
+        let count = digits.count - end
+        for i in 0..<count { buffer[start + i] = digits[end + i] }
+        return start + count
     }
-    out.append(contentsOf: digits.reversed())
 }
 
 /// Appends a signed 64-bit integer in decimal without allocating.

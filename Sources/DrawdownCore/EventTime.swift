@@ -121,8 +121,15 @@ extension EventTime {
         let days = daysFromCivil(year: year, month: month, day: day)
         let localSeconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
         let utcSeconds = localSeconds - Int64(offsetMinutes) * 60
+        // Nanoseconds since the epoch fit Int64 from 1677-09-21 to 2262-04-11: a valid
+        // RFC 3339 time outside that range is rejected (nil), never trapped on.
+        let (scaled, overflowed) = utcSeconds.multipliedReportingOverflow(by: nanosPerSecond)
+        let (nanos, overflowedAdding) = scaled.addingReportingOverflow(fraction)
+        guard !overflowed, !overflowedAdding else { return nil }
+        // Formatting adds the offset back: that must fit too.
+        guard !nanos.addingReportingOverflow(Int64(offsetMinutes) * 60 * nanosPerSecond).overflow else { return nil }
         return EventTime(
-            nanos: utcSeconds * nanosPerSecond + fraction, offsetMinutes: Int16(offsetMinutes),
+            nanos: nanos, offsetMinutes: Int16(offsetMinutes),
             fractionDigits: UInt8(fractionDigits), style: style)
     }
 
@@ -157,39 +164,49 @@ extension EventTime: CustomStringConvertible {
             days -= 1
         }
         let (year, month, day) = civilFromDays(Int(days))
-        func two(_ v: Int) {
-            out.append(UInt8(ascii: "0") + UInt8(v / 10))
-            out.append(UInt8(ascii: "0") + UInt8(v % 10))
-        }
-        two(year / 100)
-        two(year % 100)
-        out.append(UInt8(ascii: "-"))
-        two(month)
-        out.append(UInt8(ascii: "-"))
-        two(day)
-        out.append(style & Style.lowercaseT != 0 ? UInt8(ascii: "t") : UInt8(ascii: "T"))
-        two(Int(secondOfDay / 3600))
-        out.append(UInt8(ascii: ":"))
-        two(Int(secondOfDay / 60 % 60))
-        out.append(UInt8(ascii: ":"))
-        two(Int(secondOfDay % 60))
-        if fractionDigits > 0 {
-            out.append(UInt8(ascii: "."))
-            var divisor: Int64 = 100_000_000
-            for _ in 0..<Int(fractionDigits) {
-                out.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
-                divisor /= 10
+        // Written into a stack buffer, then appended once (at most 36 bytes:
+        // `YYYY-MM-DDTHH:MM:SS.fffffffff+HH:MM`).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buffer in
+            var n = 0
+            func put(_ byte: UInt8) {
+                buffer[n] = byte
+                n += 1
             }
-        }
-        if style & Style.numericOffset == 0 {
-            out.append(style & Style.lowercaseZ != 0 ? UInt8(ascii: "z") : UInt8(ascii: "Z"))
-        } else {
-            let negative = offsetMinutes < 0 || style & Style.negativeZero != 0
-            out.append(negative ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-            let magnitude = Int(offsetMinutes.magnitude)
-            two(magnitude / 60)
-            out.append(UInt8(ascii: ":"))
-            two(magnitude % 60)
+            func two(_ v: Int) {
+                put(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v / 10))
+                put(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10))
+            }
+            two(year / 100)
+            two(year % 100)
+            put(UInt8(ascii: "-"))
+            two(month)
+            put(UInt8(ascii: "-"))
+            two(day)
+            put(style & Style.lowercaseT != 0 ? UInt8(ascii: "t") : UInt8(ascii: "T"))
+            two(Int(secondOfDay / 3600))
+            put(UInt8(ascii: ":"))
+            two(Int(secondOfDay / 60 % 60))
+            put(UInt8(ascii: ":"))
+            two(Int(secondOfDay % 60))
+            if fractionDigits > 0 {
+                put(UInt8(ascii: "."))
+                var divisor: Int64 = 100_000_000
+                for _ in 0..<Int(fractionDigits) {
+                    put(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction / divisor % 10))
+                    divisor /= 10
+                }
+            }
+            if style & Style.numericOffset == 0 {
+                put(style & Style.lowercaseZ != 0 ? UInt8(ascii: "z") : UInt8(ascii: "Z"))
+            } else {
+                let negative = offsetMinutes < 0 || style & Style.negativeZero != 0
+                put(negative ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+                let magnitude = Int(offsetMinutes.magnitude)
+                two(magnitude / 60)
+                put(UInt8(ascii: ":"))
+                two(magnitude % 60)
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 }

@@ -596,6 +596,14 @@ extension PartitionEngine {
             .sorted { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }
     }
 
+    /// The customer's overage total in one currency; zero for an unknown customer or
+    /// currency. The same figure as `balances(customer:)` gives, without building the list.
+    public func overage(customer: String, currency: String) -> Credits {
+        guard let c = customerNumber(customer) else { return .zero }
+        for slot in customers[Int(c)].currencies where slot.currency == currency { return slot.overage }
+        return .zero
+    }
+
     /// Customer ids in the order they first appeared.
     public var customerIDs: [String] { customers.map(\.id) }
 }

@@ -253,8 +253,7 @@ struct RecordApplier {
         groups.removeAll(keepingCapacity: true)
         for (i, entry) in entries.enumerated() {
             if entry.customer != message.customer {
-                let balances = engine.balances(customer: entry.customer)
-                let overage = balances.first { $0.currency == entry.currency }?.overage ?? .zero
+                let overage = engine.overage(customer: entry.customer, currency: entry.currency)
                 appendBalanceChange(
                     customer: entry.customer, currency: entry.currency, available: entry.balance, overage: overage,
                     causeType: "expire", causeID: entry.grant ?? entry.source, entries: entries[i...i],
@@ -267,16 +266,16 @@ struct RecordApplier {
                 groups.append((entry.currency, i, i))
             }
         }
-        guard !groups.isEmpty else { return }
-        let balances = engine.balances(customer: message.customer)
         for group in groups {
-            let own = entries[group.first...group.last].filter {
-                $0.customer == message.customer && $0.currency == group.currency
-            }
-            let overage = balances.first { $0.currency == group.currency }?.overage ?? .zero
+            let span = entries[group.first...group.last]
+            let overage = engine.overage(customer: message.customer, currency: group.currency)
+            // Usually every entry of the span is this group's (one currency, no idle expiry
+            // in between): then the span itself, with no filtered copy.
+            let mixed = span.contains { $0.customer != message.customer || $0.currency != group.currency }
+            let own = mixed ? ArraySlice(span.filter { $0.customer == message.customer && $0.currency == group.currency }) : span
             appendBalanceChange(
-                customer: message.customer, currency: group.currency, available: own[own.count - 1].balance,
-                overage: overage, causeType: message.type.rawValue, causeID: message.id, entries: own[...],
+                customer: message.customer, currency: group.currency, available: own[own.endIndex - 1].balance,
+                overage: overage, causeType: message.type.rawValue, causeID: message.id, entries: own,
                 partition: engine.partition, timestamp: message.timestamp, to: &outputs)
         }
     }
@@ -304,9 +303,9 @@ struct RecordApplier {
             entry.appendJSON(to: &json)
         }
         json.append(contentsOf: #"],"partition":"#.utf8)
-        json.append(contentsOf: String(partition).utf8)
+        JSONWriter.appendInteger(Int64(partition), to: &json)
         json.append(contentsOf: #","seq":"#.utf8)
-        json.append(contentsOf: String(entries[entries.endIndex - 1].seq).utf8)
+        JSONWriter.appendInteger(Int64(entries[entries.endIndex - 1].seq), to: &json)
         json.append(contentsOf: #","timestamp":""#.utf8)
         timestamp.append(to: &json)
         json.append(contentsOf: "\"}".utf8)

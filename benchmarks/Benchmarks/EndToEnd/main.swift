@@ -222,7 +222,7 @@ try Data(Workload.priceBookJSON.utf8).write(to: URL(fileURLWithPath: prices))
 let bootstrapFile = work + "/bootstrap"
 let broker = try Child(
     options.drawdown,
-    ["dev-broker", "--topic", "usage:\(options.partitions)", "--topic", "balance-changes:\(options.partitions)",
+    ["dev-broker", "--topic", "usage:\(options.partitions)", "--topic", "balance-changes:\(options.partitions)", "--topic", "passthrough:\(options.partitions)",
      "--topic", "alerts:8", "--topic", "drawdown.dead-letters:8", "--bootstrap-file", bootstrapFile,
      "--exit-on-stdin-eof"],  // it dies with this process, whatever way that ends
     stderrPath: work + "/broker.stderr", stdin: true)
@@ -319,6 +319,66 @@ func rawDrain() throws -> Double {
 }
 let raw = max(try rawDrain(), try rawDrain())
 
+// 3b. The Kafka work alone of any processor that keeps SPEC §6 (one balance change per
+// applied message): consume every record and produce one record of the same bytes per
+// record to another topic, until every one is delivered (the run's producer settings,
+// idempotent, acks=all). No decoding, engine, ledger or fsync: a ceiling, not a baseline.
+/// Sends one record; false when librdkafka's queue is full (poll and send again).
+func sendUnlessFull(
+    _ producer: KafkaProducer, _ topic: KafkaProducer.Topic, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+    token: UInt64
+) throws -> Bool {
+    do {
+        try producer.send(topic, key: key, value: value, token: token)
+        return true
+    } catch {
+        if error.code == .queueFull { return false }
+        throw error
+    }
+}
+
+func passThrough() throws -> Double {
+    let consumer = try KafkaConsumer(config: KafkaConsumerConfig(bootstrapServers: bootstrap))
+    var producerConfig = KafkaProducerConfig(bootstrapServers: bootstrap)
+    producerConfig.clientID = "drawdown-run"
+    let producer = try KafkaProducer(config: producerConfig)
+    let topic = try producer.topic("passthrough")
+    let started = now()
+    try consumer.assign(Dictionary(uniqueKeysWithValues: tps.map { ($0, KafkaOffset.beginning) }))
+    var next: [Int32: Int64] = [:]
+    var sent = 0
+    var delivered = 0
+    var batch = KafkaRecordBatch()
+    while sent < options.messages {
+        consumer.consumeBatch(into: &batch, maxRecords: 10_000, timeoutMs: 100)
+        try batch.withUnsafeBufferPointer { bytes in
+            for i in batch.indices {
+                let p = batch.partition(at: i)
+                let o = batch.offset(at: i)
+                guard o >= (next[p] ?? 0) else { continue }
+                next[p] = o + 1
+                let key = batch.keyRange(at: i).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[$0]) }
+                let value = batch.valueRange(at: i).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[$0]) }
+                while !(try sendUnlessFull(producer, topic, key: key, value: value, token: UInt64(sent))) {
+                    delivered += producer.poll(timeoutMs: 1).count
+                }
+                sent += 1
+            }
+        }
+        delivered += producer.poll(timeoutMs: 0).count
+        if now() - started > 600 { fail("pass-through timed out") }
+    }
+    while delivered < sent {
+        delivered += producer.poll(timeoutMs: 10).count
+        if now() - started > 600 { fail("pass-through timed out delivering") }
+    }
+    let seconds = now() - started
+    try consumer.close()
+    print("pass-through: \(sent) records consumed and produced in \(String(format: "%.2f", seconds)) s", to: &standardError)
+    return Double(sent) / seconds
+}
+let passThroughRate = try passThrough()
+
 // 4. drawdown run --stop-at-end.
 /// Runs `drawdown run`; with `killWhen`, kill -9 it once that returns true (polled every
 /// 10 ms with the stderr so far).
@@ -327,7 +387,7 @@ func runDrawdown(
 ) throws -> RunFigures {
     let child = try Child(
         perf ? "/usr/bin/perf" : options.drawdown,
-        (perf ? ["record", "-F", "999", "-o", work + "/perf.data", "--", options.drawdown] : []) + ["run", "--brokers", bootstrap, "--topic", "usage", "--data-dir", dataDir, "--prices", prices, "--group", "bench-e2e"]
+        (perf ? ["record", "-F", "999", "-g", "-o", work + "/perf.data", "--", options.drawdown] : []) + ["run", "--brokers", bootstrap, "--topic", "usage", "--data-dir", dataDir, "--prices", prices, "--group", "bench-e2e"]
             + extra,
         stderrPath: work + "/\(name).stderr")
     let brokerCPU = broker.cpuSeconds
@@ -405,6 +465,7 @@ print("""
 | raw drain, our consumer (best of 2) | \(f(raw / 1000, 1))k events/s |
 | `drawdown run --stop-at-end` (process start, recovery, group join, drain, durable, published) | \(f(main.seconds, 2)) s — \(f(rate / 1000, 1))k events/s |
 | **ratio to the raw drain** | **\(f(rate / raw, 2))** |
+| pass-through ceiling: consume + produce one record per record, nothing else | \(f(passThroughRate / 1000, 1))k events/s — \(f(passThroughRate / raw, 2)) of the raw drain; the run reaches \(f(rate / passThroughRate, 2)) of it |
 | batches | \(Int(main.batches)) (\(f(main.records / max(1, main.batches))) events a batch), \(f(main.batches / main.seconds, 1)) batches/s |
 | fsyncs (ledger fdatasync + `published` fsync) | \(Int(main.fsyncs)), \(f(main.fsyncs / main.seconds, 1))/s |
 | ledger bytes per event | \(f(main.ledgerBytes / max(1, main.records), 1)) |
