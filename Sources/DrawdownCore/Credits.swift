@@ -121,8 +121,14 @@ extension Credits: CustomStringConvertible {
 @usableFromInline
 func appendUnsigned(_ value: Int128, to out: inout [UInt8]) {
     precondition(value >= 0)
+    appendDigits(UInt128(value), to: &out)
+}
+
+/// Appends `value` in decimal (through a stack buffer, no allocation).
+@inline(__always)
+private func appendDigits(_ value: UInt128, to out: inout [UInt8]) {
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buffer in
-        let n = writeUnsigned(UInt128(value), into: buffer, at: 0)
+        let n = writeUnsigned(value, into: buffer, at: 0)
         out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
     }
 }
@@ -155,19 +161,5 @@ func writeUnsigned(_ value: UInt128, into buffer: UnsafeMutableBufferPointer<UIn
 /// Appends a signed 64-bit integer in decimal without allocating.
 func appendInteger(_ value: Int64, to out: inout [UInt8]) {
     if value < 0 { out.append(UInt8(ascii: "-")) }
-    var magnitude = value.magnitude
-    if magnitude == 0 {
-        out.append(UInt8(ascii: "0"))
-        return
-    }
-    var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes ≥ 20 digits
-    withUnsafeMutableBytes(of: &buffer) { raw in
-        var index = raw.count
-        while magnitude > 0 {
-            index -= 1
-            raw[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-        }
-        out.append(contentsOf: raw[index...])
-    }
+    appendDigits(UInt128(value.magnitude), to: &out)
 }
