@@ -35,6 +35,20 @@ struct HashIndex: Sendable {
         }
     }
 
+    /// The first number stored under `hash`'s 32-bit tag, not confirmed against its record
+    /// (for `PartitionEngine.warm`: a wrong candidate only costs a useless load).
+    @inline(__always)
+    func candidate(_ hash: UInt64) -> Int32? {
+        let tag = HashIndex.fold(hash)
+        var slot = Int(truncatingIfNeeded: tag) & mask
+        while true {
+            let word = slots[slot]
+            if word == 0 { return nil }
+            if word >> 32 == tag { return Int32(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1 }
+            slot = (slot + 1) & mask
+        }
+    }
+
     /// Reads the slot a lookup of `hash` starts at and returns it (for `PartitionEngine.warm`:
     /// loading it early makes the later `find` hit the cache).
     @inline(__always)

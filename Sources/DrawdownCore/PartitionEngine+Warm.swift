@@ -17,6 +17,12 @@ extension PartitionEngine {
     /// speed hint: the result of every later `apply` is the same with or without it, and
     /// messages without decoder-computed key hashes are skipped.
     public mutating func warm(_ messages: ArraySlice<Message>) {
+        // Through the buffer: an element of it is read in place, an element of the slice is
+        // copied out whole first.
+        messages.withUnsafeBufferPointer { warm($0) }
+    }
+
+    mutating func warm(_ messages: UnsafeBufferPointer<Message>) {
         var sink = warmSink
         var numbers = warmNumbers
         numbers.removeAll(keepingCapacity: true)
@@ -25,11 +31,10 @@ extension PartitionEngine {
             guard let hashes = messages[i].keyHashes else { continue }
             sink &+= customerIndex.touch(hashes.customer) &+ dedupe.touch(hashes.fingerprint)
         }
-        // Phase 2: the customer records (index slots now cached).
+        // Phase 2: the customer records (index slots now cached). The candidate is not
+        // confirmed against the id: `apply` does that, and a wrong one only wastes a load.
         for i in messages.indices {
-            guard let hashes = messages[i].keyHashes,
-                let c = customerIndex.find(hashes.customer, { customers[Int($0)].id == messages[i].customer })
-            else { continue }
+            guard let hashes = messages[i].keyHashes, let c = customerIndex.candidate(hashes.customer) else { continue }
             numbers.append(c)
         }
         // Phase 3: the customer's currencies and draw order (the record now cached).
@@ -55,17 +60,19 @@ extension PartitionEngine {
         _ body: (_ index: Int, _ outcome: Outcome, _ engine: inout PartitionEngine) -> Void
     ) {
         let group = max(1, group)
-        var start = messages.startIndex
-        while start < messages.endIndex {
-            let end = min(start + group, messages.endIndex)
-            warm(messages[start..<end])
-            for i in start..<end {
-                // Each message is copied out of the array for the call (an outlined copy and
-                // destroy, ~330 instructions): `apply(draining:_:)` avoids that.
-                let outcome = apply(messages[i])
-                body(i, outcome, &self)
+        // An element of the buffer is passed to `apply` in place; an element of the array
+        // would be copied out for the call and destroyed after (~330 instructions).
+        messages.withUnsafeBufferPointer { all in
+            var start = 0
+            while start < all.count {
+                let end = min(start + group, all.count)
+                warm(UnsafeBufferPointer(rebasing: all[start..<end]))
+                for i in start..<end {
+                    let outcome = apply(all[i])
+                    body(i, outcome, &self)
+                }
+                start = end
             }
-            start = end
         }
     }
 

@@ -180,13 +180,20 @@ public struct PartitionEngine: Sendable {
         grantIndex.find(GrantKey.hash(customer: c, id: id)) { grants[Int($0)].customer == c && grants[Int($0)].id == id }
     }
 
+    /// The slot of `currency` in customer `c`'s currencies, added when new. The search reads
+    /// the records in place, with no mutable access (which checks both arrays for uniqueness).
+    @inline(__always)
     private mutating func currencySlot(customer c: Int32, currency: String) -> Int32 {
-        let count = customers[Int(c)].currencies.count
-        var k = 0
-        while k < count {
-            if customers[Int(c)].currencies[k].currency == currency { return Int32(k) }
-            k += 1
+        let found = customers.withUnsafeBufferPointer { all in
+            all[Int(c)].currencies.withUnsafeBufferPointer { slots in
+                slots.firstIndex { $0.currency == currency }
+            }
         }
+        if let found { return Int32(found) }
+        return addCurrency(customer: c, currency: currency)
+    }
+
+    private mutating func addCurrency(customer c: Int32, currency: String) -> Int32 {
         customers[Int(c)].currencies.append(CurrencyRecord(currency: currency))
         return Int32(customers[Int(c)].currencies.count - 1)
     }
@@ -352,7 +359,10 @@ public struct PartitionEngine: Sendable {
         for i in 0..<touchedCount {
             let (c, k) = touched[i]
             if customers[Int(c)].currencies[Int(k)].levels.isEmpty {
-                if customers[Int(c)].currencies[Int(k)].available.isPositive { customers[Int(c)].currencies[Int(k)].exhausted = false }
+                // Written only when it changes: a write checks both arrays for uniqueness.
+                if customers[Int(c)].currencies[Int(k)].exhausted, customers[Int(c)].currencies[Int(k)].available.isPositive {
+                    customers[Int(c)].currencies[Int(k)].exhausted = false
+                }
                 continue
             }
             var slot = customers[Int(c)].currencies[Int(k)]
@@ -418,6 +428,10 @@ struct GrantRecord: Sendable {
     var currencySlot: Int32
     /// `terms.effectiveAt.nanos`.
     let effectiveNanos: Int64
+    /// `terms.expiresAt?.nanos`, `Int64.max` without an expiry.
+    let expiresAtNanos: Int64
+    /// `terms.priority`.
+    let priority: Int
     var status: GrantStatus
     /// `terms.meters != nil`.
     let scoped: Bool
@@ -433,6 +447,8 @@ struct GrantRecord: Sendable {
         self.customer = customer
         self.currencySlot = currencySlot
         self.effectiveNanos = terms.effectiveAt.nanos
+        self.expiresAtNanos = terms.expiresAt?.nanos ?? Int64.max
+        self.priority = terms.priority
         self.status = status
         self.scoped = terms.meters != nil
         self.id = id
@@ -442,7 +458,6 @@ struct GrantRecord: Sendable {
 
     var effectiveAt: EventTime { terms.effectiveAt }
     var expiresAt: EventTime? { terms.expiresAt }
-    var expiresAtNanos: Int64 { terms.expiresAt?.nanos ?? Int64.max }
     var isTerminal: Bool { status == .expired || status == .voided }
 
     @inline(__always)
@@ -453,10 +468,14 @@ struct GrantRecord: Sendable {
     }
 
     /// SPEC §3.4: priority, then expires_at (none last), then effective_at, then apply order.
-    static func drawsBefore(_ a: GrantRecord, _ ai: Int32, _ b: GrantRecord, _ bi: Int32) -> Bool {
-        if a.terms.priority != b.terms.priority { return a.terms.priority < b.terms.priority }
-        if a.expiresAtNanos != b.expiresAtNanos { return a.expiresAtNanos < b.expiresAtNanos }
-        if a.effectiveAt.nanos != b.effectiveAt.nanos { return a.effectiveAt.nanos < b.effectiveAt.nanos }
+    /// Reads the two records in place (copying a record retains its strings and arrays).
+    @inline(__always)
+    static func drawsBefore(_ all: [GrantRecord], _ ai: Int32, _ bi: Int32) -> Bool {
+        let a = Int(ai)
+        let b = Int(bi)
+        if all[a].priority != all[b].priority { return all[a].priority < all[b].priority }
+        if all[a].expiresAtNanos != all[b].expiresAtNanos { return all[a].expiresAtNanos < all[b].expiresAtNanos }
+        if all[a].effectiveNanos != all[b].effectiveNanos { return all[a].effectiveNanos < all[b].effectiveNanos }
         return ai < bi
     }
 }
@@ -501,16 +520,15 @@ struct CustomerRecord: Sendable {
         if grants.isEmpty { grants.reserveCapacity(4) }
         if drawOrder.isEmpty { drawOrder.reserveCapacity(4) }
         grants.append(g)
-        let record = all[Int(g)]
         var position = drawOrder.count
-        while position > 0, GrantRecord.drawsBefore(record, g, all[Int(drawOrder[position - 1])], drawOrder[position - 1]) {
+        while position > 0, GrantRecord.drawsBefore(all, g, drawOrder[position - 1]) {
             position -= 1
         }
-        drawOrder.insert(g, at: position)
-        nextExpiry = min(nextExpiry, record.expiresAtNanos)
-        if record.status == .pending {
+        if position == drawOrder.count { drawOrder.append(g) } else { drawOrder.insert(g, at: position) }
+        nextExpiry = min(nextExpiry, all[Int(g)].expiresAtNanos)
+        if all[Int(g)].status == .pending {
             pending.append(g)
-            nextActivation = min(nextActivation, record.effectiveAt.nanos)
+            nextActivation = min(nextActivation, all[Int(g)].effectiveNanos)
         }
     }
 
@@ -523,7 +541,7 @@ struct CustomerRecord: Sendable {
     }
 
     mutating func refreshNextActivation(grants all: [GrantRecord]) {
-        nextActivation = pending.reduce(Int64.max) { min($0, all[Int($1)].effectiveAt.nanos) }
+        nextActivation = pending.reduce(Int64.max) { min($0, all[Int($1)].effectiveNanos) }
     }
 }
 
