@@ -19,7 +19,7 @@ var writeDirectory: String?
 var repeats = 5
 var dedupeKeys = 10_000_000
 var inputPath: String?
-var stages: Set<String> = ["split", "parse", "apply", "apply-each", "both"]
+var stages: Set<String> = ["split", "parse", "apply", "apply-copied", "apply-each", "both"]
 while let argument = arguments.popFirst() {
     switch argument {
     case "--write": writeDirectory = arguments.popFirst()
@@ -28,7 +28,7 @@ while let argument = arguments.popFirst() {
     case "--input": inputPath = arguments.popFirst()
     case "--only": stages = Set((arguments.popFirst() ?? "").split(separator: ",").map(String.init))
     default:
-        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N] [--input FILE] [--only split,parse,apply,apply-each,both]")
+        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N] [--input FILE] [--only split,parse,apply,apply-copied,apply-each,both]")
         exit(2)
     }
 }
@@ -109,7 +109,7 @@ func measure<State>(_ repeats: Int, _ prepare: () -> State, _ body: (inout State
     return Figure(cpuNanos: cpu[cpu.count / 2], wallNanos: wall[wall.count / 2], result: result)
 }
 
-let messages = stages.contains("apply") || stages.contains("apply-each") ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
+let messages = !stages.isDisjoint(with: ["apply", "apply-copied", "apply-each"]) ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
 let lines = inputPath == nil ? spec.messages : input.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
 print("workload: \(lines) messages, \(inputPath ?? "\(spec.customers) customers"), \(input.count) bytes (\(input.count / max(1, lines)) bytes a line), \(messages.count) decode; median of \(repeats) runs, thread CPU time")
 
@@ -118,7 +118,10 @@ let split = input.withUnsafeBufferPointer { buffer in measure(repeats, { () }) {
 let parse = !stages.contains("parse") ? none : input.withUnsafeBufferPointer { buffer in
     measure(repeats, { MessageDecoder(priceBook: Workload.priceBook) }) { EngineStages.parse(buffer, decoder: &$0) }
 }
-let apply = !stages.contains("apply") ? none : measure(repeats, { PartitionEngine() }) { EngineStages.apply(messages, engine: &$0) }
+let apply = !stages.contains("apply") ? none : measure(repeats, { (PartitionEngine(), EngineStages.groups(messages)) }) {
+    EngineStages.applyOwned(&$0.1, engine: &$0.0)
+}
+let applyCopied = !stages.contains("apply-copied") ? none : measure(repeats, { PartitionEngine() }) { EngineStages.apply(messages, engine: &$0) }
 let applyEach = !stages.contains("apply-each") ? none : measure(repeats, { PartitionEngine() }) { EngineStages.applyEach(messages, engine: &$0) }
 let both = !stages.contains("both") ? none : input.withUnsafeBufferPointer { buffer in
     measure(repeats, { (MessageDecoder(priceBook: Workload.priceBook), PartitionEngine()) }) {
@@ -138,6 +141,7 @@ func row(_ name: String, _ figure: Figure, lines: Int, baseline: Figure) {
 row("split lines", split, lines: lines, baseline: split)
 if stages.contains("parse") { row("parse", parse, lines: lines, baseline: split) }
 if stages.contains("apply") { row("apply", apply, lines: lines, baseline: split) }
+if stages.contains("apply-copied") { row("apply, copied", applyCopied, lines: lines, baseline: split) }
 if stages.contains("apply-each") { row("apply, no warm", applyEach, lines: lines, baseline: split) }
 if stages.contains("both") { row("parse+apply", both, lines: lines, baseline: split) }
 

@@ -64,8 +64,27 @@ public enum EngineStages {
         return messages
     }
 
+    /// Pre-decoded messages cut into groups of `warmGroup`, for `applyOwned`: each run gets its
+    /// own copy, made before the clock starts.
+    public static func groups(_ messages: [Message]) -> [[Message]] {
+        stride(from: 0, to: messages.count, by: warmGroup).map { Array(messages[$0..<min($0 + warmGroup, messages.count)]) }
+    }
+
+    /// Applies pre-decoded messages the way `drawdown process` and the pipeline do: each group
+    /// warmed, then moved out and applied (`PartitionEngine.apply(draining:_:)`), so no message
+    /// is copied. Leaves the groups empty. Returns how many were applied.
+    public static func applyOwned(_ groups: inout [[Message]], engine: inout PartitionEngine) -> Int {
+        var batch = Batch()
+        for g in groups.indices {
+            engine.apply(draining: &groups[g]) { _, engine in batch.count(&engine) }
+        }
+        engine.discardOutput()
+        return Int(engine.applied)
+    }
+
     /// Applies pre-decoded messages, warming each group of `warmGroup` first
-    /// (`PartitionEngine.apply(_:_:)`). Returns how many were applied.
+    /// (`PartitionEngine.apply(_:group:_:)`); each message is copied for its call, as the
+    /// caller keeps the array. Returns how many were applied.
     public static func apply(_ messages: [Message], engine: inout PartitionEngine) -> Int {
         var batch = Batch()
         engine.apply(messages, group: warmGroup) { _, _, engine in batch.count(&engine) }
