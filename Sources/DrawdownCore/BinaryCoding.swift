@@ -20,8 +20,9 @@ public struct BinaryWriter: Sendable {
     public mutating func varint(_ value: Int) { varint(UInt64(value)) }
     public mutating func signed(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
 
+    /// Eight bytes, little-endian (one append, not eight).
     public mutating func uint64(_ value: UInt64) {
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     public mutating func credits(_ value: Credits) {
@@ -101,8 +102,7 @@ public struct BinaryReader {
 
     public mutating func uint64() throws(Damaged) -> UInt64 {
         guard offset + 8 <= bytes.count else { throw Damaged(description: "unexpected end at \(offset)") }
-        var value: UInt64 = 0
-        for i in 0..<8 { value |= UInt64(bytes[offset + i]) << UInt64(8 * i) }
+        let value = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
         offset += 8
         return value
     }
@@ -145,7 +145,7 @@ public struct BinaryReader {
 extension LedgerEntry {
     public func encode(into writer: inout BinaryWriter) {
         writer.varint(seq)
-        writer.byte(UInt8(EntryType.allCases.firstIndex(of: type)!))
+        writer.byte(type.code)
         writer.string(customer)
         writer.string(currency)
         writer.optionalString(grant)
@@ -158,10 +158,29 @@ extension LedgerEntry {
     public static func decode(from reader: inout BinaryReader) throws(BinaryReader.Damaged) -> LedgerEntry {
         let seq = try reader.varint()
         let typeIndex = Int(try reader.byte())
-        guard typeIndex < EntryType.allCases.count else { throw BinaryReader.Damaged(description: "bad entry type \(typeIndex)") }
+        guard typeIndex < EntryType.byCode.count else { throw BinaryReader.Damaged(description: "bad entry type \(typeIndex)") }
         return LedgerEntry(
-            seq: seq, type: EntryType.allCases[typeIndex], customer: try reader.string(), currency: try reader.string(),
+            seq: seq, type: EntryType.byCode[typeIndex], customer: try reader.string(), currency: try reader.string(),
             grant: try reader.optionalString(), amount: try reader.credits(), source: try reader.string(),
             timestamp: try reader.eventTime(), balance: try reader.credits())
+    }
+}
+
+extension EntryType {
+    /// The types by their code in the binary formats: the order of `allCases`, built once
+    /// (`allCases` makes a new array on every use).
+    static let byCode: [EntryType] = allCases
+
+    /// The type's code in ledger payloads and snapshots: its position in `allCases`.
+    var code: UInt8 {
+        switch self {
+        case .grant: 0
+        case .draw: 1
+        case .overage: 2
+        case .expire: 3
+        case .void: 4
+        case .activate: 5
+        case .adjust: 6
+        }
     }
 }

@@ -38,29 +38,29 @@ public struct LedgerEntry: Sendable, Equatable {
 
     /// SPEC §7 shape: `{"seq": 17, "type": "draw", ...}`. `partition` is added when given.
     public func appendJSON(to out: inout [UInt8], partition: Int32? = nil) {
-        out.append(contentsOf: #"{"seq":"#.utf8)
+        JSONWriter.appendLiteral(#"{"seq":"#, to: &out)
         appendInteger(Int64(seq), to: &out)
-        out.append(contentsOf: #","type":""#.utf8)
+        JSONWriter.appendLiteral(#","type":""#, to: &out)
         out.append(contentsOf: type.rawValue.utf8)
-        out.append(contentsOf: #"","customer":"#.utf8)
+        JSONWriter.appendLiteral(#"","customer":"#, to: &out)
         JSONWriter.appendString(customer, to: &out)
-        out.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendLiteral(#","currency":"#, to: &out)
         JSONWriter.appendString(currency, to: &out)
         if let grant {
-            out.append(contentsOf: #","grant":"#.utf8)
+            JSONWriter.appendLiteral(#","grant":"#, to: &out)
             JSONWriter.appendString(grant, to: &out)
         }
-        out.append(contentsOf: #","amount":""#.utf8)
+        JSONWriter.appendLiteral(#","amount":""#, to: &out)
         amount.appendDecimal(to: &out)
-        out.append(contentsOf: #"","source":"#.utf8)
+        JSONWriter.appendLiteral(#"","source":"#, to: &out)
         JSONWriter.appendString(source, to: &out)
-        out.append(contentsOf: #","timestamp":""#.utf8)
+        JSONWriter.appendLiteral(#","timestamp":""#, to: &out)
         timestamp.append(to: &out)
-        out.append(contentsOf: #"","balance":""#.utf8)
+        JSONWriter.appendLiteral(#"","balance":""#, to: &out)
         balance.appendDecimal(to: &out)
         out.append(UInt8(ascii: "\""))
         if let partition {
-            out.append(contentsOf: #","partition":"#.utf8)
+            JSONWriter.appendLiteral(#","partition":"#, to: &out)
             appendInteger(Int64(partition), to: &out)
         }
         out.append(UInt8(ascii: "}"))
@@ -92,37 +92,37 @@ public struct Alert: Sendable, Equatable {
     public var seq: UInt64
 
     public func appendJSON(to out: inout [UInt8], partition: Int32? = nil) {
-        out.append(contentsOf: #"{"type":""#.utf8)
+        JSONWriter.appendLiteral(#"{"type":""#, to: &out)
         out.append(contentsOf: kind.rawValue.utf8)
-        out.append(contentsOf: #"","customer":"#.utf8)
+        JSONWriter.appendLiteral(#"","customer":"#, to: &out)
         JSONWriter.appendString(customer, to: &out)
-        out.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendLiteral(#","currency":"#, to: &out)
         JSONWriter.appendString(currency, to: &out)
-        out.append(contentsOf: #","available":""#.utf8)
+        JSONWriter.appendLiteral(#","available":""#, to: &out)
         available.appendDecimal(to: &out)
         out.append(UInt8(ascii: "\""))
         if let level {
-            out.append(contentsOf: #","level":""#.utf8)
+            JSONWriter.appendLiteral(#","level":""#, to: &out)
             level.appendDecimal(to: &out)
             out.append(UInt8(ascii: "\""))
         }
         if let grant {
-            out.append(contentsOf: #","grant":"#.utf8)
+            JSONWriter.appendLiteral(#","grant":"#, to: &out)
             JSONWriter.appendString(grant, to: &out)
         }
         if let expired {
-            out.append(contentsOf: #","amount":""#.utf8)
+            JSONWriter.appendLiteral(#","amount":""#, to: &out)
             expired.appendDecimal(to: &out)
             out.append(UInt8(ascii: "\""))
         }
-        out.append(contentsOf: #","source":"#.utf8)
+        JSONWriter.appendLiteral(#","source":"#, to: &out)
         JSONWriter.appendString(source, to: &out)
-        out.append(contentsOf: #","timestamp":""#.utf8)
+        JSONWriter.appendLiteral(#","timestamp":""#, to: &out)
         timestamp.append(to: &out)
-        out.append(contentsOf: #"","seq":"#.utf8)
+        JSONWriter.appendLiteral(#"","seq":"#, to: &out)
         appendInteger(Int64(seq), to: &out)
         if let partition {
-            out.append(contentsOf: #","partition":"#.utf8)
+            JSONWriter.appendLiteral(#","partition":"#, to: &out)
             appendInteger(Int64(partition), to: &out)
         }
         out.append(UInt8(ascii: "}"))
@@ -132,6 +132,13 @@ public struct Alert: Sendable, Equatable {
 /// Minimal JSON output helpers (no Foundation).
 public enum JSONWriter {
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Appends a literal's bytes as they are, unescaped (the punctuation and field names the
+    /// formatters write): one copy from static memory, without going through a `String`.
+    @inline(__always)
+    public static func appendLiteral(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
 
     /// Appends a JSON string literal; UTF-8 passes through, control characters are escaped.
     public static func appendString(_ string: String, to out: inout [UInt8]) {

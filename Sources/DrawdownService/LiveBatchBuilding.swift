@@ -37,9 +37,12 @@ extension LedgerBatch {
             if let first = section.entries.first, let last = section.entries.last {
                 ranges.append(SequenceRange(partition: section.partition, firstSeq: first.seq, lastSeq: last.seq))
             }
-            for entry in section.entries {
-                minTime = min(minTime, entry.timestamp.nanos)
-                maxTime = max(maxTime, entry.timestamp.nanos)
+            // Read in place: iterating the array copies each entry (four string retains).
+            section.entries.withUnsafeBufferPointer { entries in
+                for i in entries.indices {
+                    minTime = min(minTime, entries[i].timestamp.nanos)
+                    maxTime = max(maxTime, entries[i].timestamp.nanos)
+                }
             }
         }
         positions.sort { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
@@ -78,7 +81,9 @@ extension LedgerBatch {
                 start = end
             }
             writer.varint(section.entries.count)
-            for entry in section.entries { entry.encode(into: &writer) }
+            section.entries.withUnsafeBufferPointer { entries in
+                for i in entries.indices { entries[i].encode(into: &writer) }
+            }
         }
         return LedgerBatch(
             number: number, previousHash: previousHash, kind: .entries, positions: positions, sequenceRanges: ranges,

@@ -285,28 +285,31 @@ struct RecordApplier {
         entries: ArraySlice<LedgerEntry>, partition: Int32, timestamp: EventTime, to outputs: inout some OutputSink
     ) {
         json.removeAll(keepingCapacity: true)
-        json.append(contentsOf: #"{"customer":"#.utf8)
+        JSONWriter.appendLiteral(#"{"customer":"#, to: &json)
         JSONWriter.appendString(customer, to: &json)
-        json.append(contentsOf: #","currency":"#.utf8)
+        JSONWriter.appendLiteral(#","currency":"#, to: &json)
         JSONWriter.appendString(currency, to: &json)
-        json.append(contentsOf: #","available":"#.utf8)
+        JSONWriter.appendLiteral(#","available":"#, to: &json)
         JSONWriter.appendAmount(available, to: &json)
-        json.append(contentsOf: #","overage":"#.utf8)
+        JSONWriter.appendLiteral(#","overage":"#, to: &json)
         JSONWriter.appendAmount(overage, to: &json)
-        json.append(contentsOf: #","cause":{"type":"#.utf8)
+        JSONWriter.appendLiteral(#","cause":{"type":"#, to: &json)
         JSONWriter.appendString(causeType, to: &json)
-        json.append(contentsOf: #","id":"#.utf8)
+        JSONWriter.appendLiteral(#","id":"#, to: &json)
         JSONWriter.appendString(causeID, to: &json)
-        json.append(contentsOf: #"},"entries":["#.utf8)
-        for (n, entry) in entries.enumerated() {
-            if n > 0 { json.append(UInt8(ascii: ",")) }
-            entry.appendJSON(to: &json)
+        JSONWriter.appendLiteral(#"},"entries":["#, to: &json)
+        // Read in place: iterating the slice copies each entry (four string retains).
+        entries.withUnsafeBufferPointer { entries in
+            for n in entries.indices {
+                if n > 0 { json.append(UInt8(ascii: ",")) }
+                entries[n].appendJSON(to: &json)
+            }
         }
-        json.append(contentsOf: #"],"partition":"#.utf8)
+        JSONWriter.appendLiteral(#"],"partition":"#, to: &json)
         JSONWriter.appendInteger(Int64(partition), to: &json)
-        json.append(contentsOf: #","seq":"#.utf8)
+        JSONWriter.appendLiteral(#","seq":"#, to: &json)
         JSONWriter.appendInteger(Int64(entries[entries.endIndex - 1].seq), to: &json)
-        json.append(contentsOf: #","timestamp":""#.utf8)
+        JSONWriter.appendLiteral(#","timestamp":""#, to: &json)
         timestamp.append(to: &json)
         json.append(contentsOf: "\"}".utf8)
         json.withUnsafeBytes { value in

@@ -328,7 +328,9 @@ func rawDrain() throws -> Double {
     print("raw drain: \(seen) records in \(String(format: "%.2f", seconds)) s", to: &standardError)
     return Double(seen) / seconds
 }
-let raw = max(try rawDrain(), try rawDrain())
+// Best of three: on a shared 2-core machine one drain of ~1 s varies by 2× from run to run.
+let rawDrains = [try rawDrain(), try rawDrain(), try rawDrain()]
+let raw = rawDrains.max()!
 
 // 3b. The Kafka work alone of any processor that keeps SPEC §6 (one balance change per
 // applied message): consume every record and produce one record of the same bytes per
@@ -486,7 +488,7 @@ print("""
 |---|---|
 | events (partitions, low watermarks 0) | \(options.messages) (\(options.partitions)), \(options.customers) customers, \(f(averageBytes)) bytes on average |
 | preload (our producer, idempotent, acks=all) | \(f(produceSeconds, 1)) s |
-| raw drain, our consumer (best of 2) | \(f(raw / 1000, 1))k events/s |
+| raw drain, our consumer (best of 3: \(rawDrains.map { f($0 / 1000) }.joined(separator: ", "))k) | \(f(raw / 1000, 1))k events/s |
 | `drawdown run --stop-at-end` (process start, recovery, group join, drain, durable, published) | \(f(main.seconds, 2)) s — \(f(rate / 1000, 1))k events/s |
 | **ratio to the raw drain** | **\(f(rate / raw, 2))** |
 | from the assignment (after \(f(main.secondsToAssigned, 2)) s of start and group join) to published | \(f(main.seconds - main.secondsToAssigned, 2)) s — \(f(steadyRate / 1000, 1))k events/s, **\(f(steadyRate / raw, 2)) of the raw drain** |
