@@ -86,6 +86,39 @@ import Testing
         #expect(index.find(1_000) { _ in true } == nil)
     }
 
+    /// `candidate` (what `warm` loads) is the first number in the probe sequence whose tag
+    /// matches: the number itself for a hash stored once, one stored under the same tag
+    /// otherwise, and nil for a hash whose probe meets an empty slot first.
+    @Test func hashIndexCandidateIsTheFirstNumberWithTheSameTag() throws {
+        var index = HashIndex()
+        var generator = Generator(state: 23)
+        let unique = (0..<3_000).map { _ in generator.next() }
+        for (number, hash) in unique.enumerated() { index.insert(hash, Int32(number)) }
+        // Colliding hashes: 40 numbers under each of 8 small values.
+        for n in 0..<320 { index.insert(UInt64(n % 8), Int32(unique.count + n)) }
+        let fold = { (hash: UInt64) in (hash ^ hash >> 32) & 0xFFFF_FFFF }
+        for (number, hash) in unique.enumerated() {
+            let sharesItsTag = unique.indices.contains { $0 != number && fold(unique[$0]) == fold(hash) }
+            guard let candidate = index.candidate(hash) else {
+                Issue.record("no candidate for a stored hash")
+                continue
+            }
+            if sharesItsTag {
+                #expect(fold(unique[Int(candidate)]) == fold(hash))
+            } else {
+                #expect(candidate == Int32(number))
+            }
+        }
+        for value in 0..<8 {
+            let candidate = try #require(index.candidate(UInt64(value)))
+            #expect(Int(candidate) >= unique.count && (Int(candidate) - unique.count) % 8 == value)
+        }
+        // A tag nothing has: its probe ends on an empty slot (the index is at most half full).
+        var absent = generator.next()
+        while unique.contains(where: { fold($0) == fold(absent) }) || fold(absent) < 8 { absent = generator.next() }
+        #expect(index.candidate(absent) == nil)
+    }
+
     @Test(arguments: [
         #"{"id":"e1","customer":"cus_1","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#,
         #"{"id":"a-much-longer-idempotency-key-0001","customer":"customer-with-a-long-name","timestamp":"2026-11-01T00:00:00Z","cost":"1"}"#,
