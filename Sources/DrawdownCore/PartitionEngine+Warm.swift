@@ -17,12 +17,6 @@ extension PartitionEngine {
     /// speed hint: the result of every later `apply` is the same with or without it, and
     /// messages without decoder-computed key hashes are skipped.
     public mutating func warm(_ messages: ArraySlice<Message>) {
-        // Through the buffer: an element of it is read in place, an element of the slice is
-        // copied out whole first.
-        messages.withUnsafeBufferPointer { warm($0) }
-    }
-
-    mutating func warm(_ messages: UnsafeBufferPointer<Message>) {
         var sink = warmSink
         var numbers = warmNumbers
         numbers.removeAll(keepingCapacity: true)
@@ -60,19 +54,17 @@ extension PartitionEngine {
         _ body: (_ index: Int, _ outcome: Outcome, _ engine: inout PartitionEngine) -> Void
     ) {
         let group = max(1, group)
-        // An element of the buffer is passed to `apply` in place; an element of the array
-        // would be copied out for the call and destroyed after (~330 instructions).
-        messages.withUnsafeBufferPointer { all in
-            var start = 0
-            while start < all.count {
-                let end = min(start + group, all.count)
-                warm(UnsafeBufferPointer(rebasing: all[start..<end]))
-                for i in start..<end {
-                    let outcome = apply(all[i])
-                    body(i, outcome, &self)
-                }
-                start = end
+        var start = messages.startIndex
+        while start < messages.endIndex {
+            let end = min(start + group, messages.endIndex)
+            warm(messages[start..<end])
+            for i in start..<end {
+                // Each message is copied out of the array for the call (an outlined copy and
+                // destroy, ~330 instructions): `apply(draining:_:)` avoids that.
+                let outcome = apply(messages[i])
+                body(i, outcome, &self)
             }
+            start = end
         }
     }
 
