@@ -37,13 +37,6 @@ extension LedgerBatch {
             if let first = section.entries.first, let last = section.entries.last {
                 ranges.append(SequenceRange(partition: section.partition, firstSeq: first.seq, lastSeq: last.seq))
             }
-            // Read in place: iterating the array copies each entry (four string retains).
-            section.entries.withUnsafeBufferPointer { entries in
-                for i in entries.indices {
-                    minTime = min(minTime, entries[i].timestamp.nanos)
-                    maxTime = max(maxTime, entries[i].timestamp.nanos)
-                }
-            }
         }
         positions.sort { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
 
@@ -81,8 +74,13 @@ extension LedgerBatch {
                 start = end
             }
             writer.varint(section.entries.count)
+            // Read in place: iterating the array copies each entry (four string retains).
             section.entries.withUnsafeBufferPointer { entries in
-                for i in entries.indices { entries[i].encode(into: &writer) }
+                for i in entries.indices {
+                    minTime = min(minTime, entries[i].timestamp.nanos)
+                    maxTime = max(maxTime, entries[i].timestamp.nanos)
+                    entries[i].encode(into: &writer)
+                }
             }
         }
         return LedgerBatch(
