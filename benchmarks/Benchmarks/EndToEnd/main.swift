@@ -113,10 +113,8 @@ final class Child: @unchecked Sendable {
     var isRunning: Bool { kill(pid, 0) == 0 && !reaped }
     /// Running and not a zombie (`isRunning` holds until the exit status is reaped).
     var isAlive: Bool {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return false }
-        return !text[text.index(after: close)...].hasPrefix(" Z")
+        guard let state = statFields?.first else { return false }
+        return state != "Z"
     }
     private var reaped = false
 
@@ -124,14 +122,19 @@ final class Child: @unchecked Sendable {
         String(decoding: FileManager.default.contents(atPath: stderrPath) ?? Data(), as: UTF8.self)
     }
 
-    /// CPU seconds (user + system) the process used so far, from /proc.
-    var cpuSeconds: Double {
+    /// The fields of /proc/PID/stat after the command (nil once the process is reaped):
+    /// state is field 3, utime 14 and stime 15, 1-based in proc(5).
+    private var statFields: [Substring]? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = text.lastIndex(of: ")")
+        else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    /// CPU seconds (user + system) the process used so far, from /proc.
+    var cpuSeconds: Double {
+        guard let fields = statFields, fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12])
         else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
