@@ -247,23 +247,23 @@ public struct PartitionEngine: Sendable {
     }
 
     private mutating func expire(_ g: Int32) {
-        let grant = grants[Int(g)]
-        let c = grant.customer
-        let k = grant.currencySlot
-        let remaining = grant.remaining
-        if grant.status == .active { customers[Int(c)].currencies[Int(k)].available -= remaining }
+        // Fields are read one by one: copying the whole record retains its strings and arrays.
+        let c = grants[Int(g)].customer
+        let k = grants[Int(g)].currencySlot
+        let remaining = grants[Int(g)].remaining
+        if grants[Int(g)].status == .active { customers[Int(c)].currencies[Int(k)].available -= remaining }
         grants[Int(g)].status = .expired
         grants[Int(g)].remaining = .zero
         customers[Int(c)].retire(g, grants: grants)
         if remaining.isPositive {
-            let seq = write(
-                .expire, customer: c, currency: k, grant: grant.id, amount: -remaining, source: grant.id,
-                timestamp: grant.expiresAt!)
+            let id = grants[Int(g)].id
+            let expiresAt = grants[Int(g)].expiresAt!
+            let seq = write(.expire, customer: c, currency: k, grant: id, amount: -remaining, source: id, timestamp: expiresAt)
             alerts.append(
                 Alert(
                     kind: .grantExpired, customer: customers[Int(c)].id, currency: customers[Int(c)].currencies[Int(k)].currency,
-                    available: customers[Int(c)].currencies[Int(k)].available, level: nil, grant: grant.id, expired: remaining,
-                    source: grant.id, timestamp: grant.expiresAt!, seq: seq))
+                    available: customers[Int(c)].currencies[Int(k)].available, level: nil, grant: id, expired: remaining,
+                    source: id, timestamp: expiresAt, seq: seq))
         }
     }
 
@@ -534,14 +534,22 @@ struct CustomerRecord: Sendable {
 
     /// Removes an expired or voided grant from the working sets.
     mutating func retire(_ g: Int32, grants all: [GrantRecord]) {
-        drawOrder.removeAll { $0 == g }
-        pending.removeAll { $0 == g }
-        nextExpiry = drawOrder.reduce(Int64.max) { min($0, all[Int($1)].expiresAtNanos) }
-        refreshNextActivation(grants: all)
+        // A grant is in each list at most once: `remove(at:)` shifts the tail in place, where
+        // `removeAll(where:)` went through the generic `replaceSubrange` (~250 instructions).
+        if let i = drawOrder.firstIndex(of: g) { drawOrder.remove(at: i) }
+        var expiry = Int64.max
+        for d in drawOrder { expiry = min(expiry, all[Int(d)].expiresAtNanos) }
+        nextExpiry = expiry
+        if let i = pending.firstIndex(of: g) {
+            pending.remove(at: i)
+            refreshNextActivation(grants: all)
+        }
     }
 
     mutating func refreshNextActivation(grants all: [GrantRecord]) {
-        nextActivation = pending.reduce(Int64.max) { min($0, all[Int($1)].effectiveNanos) }
+        var activation = Int64.max
+        for p in pending { activation = min(activation, all[Int(p)].effectiveNanos) }
+        nextActivation = activation
     }
 }
 
@@ -581,18 +589,23 @@ struct MinHeap: Sendable {
         let top = items[0]
         let last = items.removeLast()
         guard !items.isEmpty else { return top }
-        items[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < items.count, items[left] < items[smallest] { smallest = left }
-            if right < items.count, items[right] < items[smallest] { smallest = right }
-            guard smallest != parent else { return top }
-            items.swapAt(parent, smallest)
-            parent = smallest
+        // Sift `last` down from the root through a buffer (no per-step uniqueness or bounds
+        // checks), moving each smaller child up instead of swapping.
+        items.withUnsafeMutableBufferPointer { heap in
+            let count = heap.count
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                guard left < count else { break }
+                var child = left
+                if left + 1 < count, heap[left + 1] < heap[left] { child = left + 1 }
+                guard heap[child] < last else { break }
+                heap[parent] = heap[child]
+                parent = child
+            }
+            heap[parent] = last
         }
+        return top
     }
 }
 

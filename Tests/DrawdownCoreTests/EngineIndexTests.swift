@@ -64,6 +64,74 @@ import Testing
         #expect(table.count == reference.count)
     }
 
+    /// The expiry heap against a sorted reference, and its array against the swap-based sift it
+    /// replaced: snapshots store the array as it is, so its arrangement must not change either.
+    @Test func expiryHeapPopsInOrderAndKeepsTheArrangementOfTheSwappingSift() {
+        var generator = Generator(state: 31)
+        var heap = MinHeap()
+        var reference: [MinHeap.Item] = []  // the swap-based heap, transcribed
+        var pending: [MinHeap.Item] = []  // what is in the heap, for the order check
+        func referencePop() -> MinHeap.Item? {
+            guard !reference.isEmpty else { return nil }
+            let top = reference[0]
+            let last = reference.removeLast()
+            guard !reference.isEmpty else { return top }
+            reference[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < reference.count, reference[left] < reference[smallest] { smallest = left }
+                if right < reference.count, reference[right] < reference[smallest] { smallest = right }
+                guard smallest != parent else { return top }
+                reference.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        for n in 0..<8_000 {
+            if generator.next() % 3 == 0 {
+                let popped = heap.pop()
+                let expected = referencePop()
+                #expect(popped?.expiresAt == expected?.expiresAt && popped?.grant == expected?.grant)
+                if let smallest = pending.indices.min(by: { pending[$0] < pending[$1] }) {
+                    #expect(popped?.expiresAt == pending[smallest].expiresAt && popped?.grant == pending[smallest].grant)
+                    pending.remove(at: smallest)
+                } else {
+                    #expect(popped == nil)
+                }
+            } else {
+                // Few distinct times, so that ties fall to the grant number.
+                let item = MinHeap.Item(expiresAt: Int64(generator.next() % 200), grant: Int32(n))
+                heap.push(item)
+                reference.append(item)
+                var child = reference.count - 1
+                while child > 0, reference[child] < reference[(child - 1) / 2] {
+                    reference.swapAt(child, (child - 1) / 2)
+                    child = (child - 1) / 2
+                }
+                pending.append(item)
+            }
+            if n % 1_000 == 0 {
+                #expect(heap.items.map(\.grant) == reference.map(\.grant))
+            }
+        }
+        #expect(heap.items.map(\.grant) == reference.map(\.grant))
+    }
+
+    @Test func ledgerEntryGrantIsOptionalOnTheOutside() {
+        var entry = LedgerEntry(
+            seq: 1, type: .overage, customer: "c", currency: "usd", grant: nil, amount: Credits(nanos: 5), source: "e",
+            timestamp: EventTime(nanos: 0), balance: .zero)
+        #expect(entry.grant == nil)
+        entry.grant = "g1"
+        #expect(entry.grant == "g1")
+        var other = entry
+        other.grant = nil
+        #expect(other.grant == nil && other != entry)
+        other.grant = "g1"
+        #expect(other == entry)
+    }
+
     @Test func dedupeTableComparesTheLow32BitsOfTheHighHalf() {
         var table = DedupeTable()
         let key = KeyFingerprint(low: 42, high: 0xDEAD_BEEF_0000_0001)
