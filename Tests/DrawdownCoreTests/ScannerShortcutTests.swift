@@ -81,6 +81,27 @@ import Testing
         }
     }
 
+    /// `JSONScanner.string` copies up to 15 bytes straight into a small string; it must give
+    /// the string `String(decoding:)` gives for every valid UTF-8 input, short or long.
+    @Test func smallStringsEqualTheStandardLibrarysDecoding() {
+        var generator = Generator(state: 29)
+        let pieces: [[UInt8]] = [[0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9F, 0x98, 0x80], [0x00], [0x7F]]
+        for _ in 0..<20_000 {
+            // Whole characters only: ASCII bytes, now and then a multi-byte one.
+            var bytes: [UInt8] = []
+            for _ in 0..<generator.next(24) {
+                if generator.next(6) == 0 {
+                    bytes += pieces[generator.next(pieces.count)]
+                } else {
+                    bytes.append(UInt8(0x20 + generator.next(0x5F)))
+                }
+            }
+            let made = bytes.withUnsafeBufferPointer { JSONScanner.string($0) }
+            let expected = String(decoding: bytes, as: UTF8.self)
+            #expect(made == expected && Array(made.utf8) == bytes, "\(bytes)")
+        }
+    }
+
     /// `StableHash.hash` reads a short tail with a few loads; the values (persisted in
     /// snapshots as content hashes and key fingerprints) must be those of the byte loop.
     @Test func stableHashTailMatchesTheByteLoop() {
