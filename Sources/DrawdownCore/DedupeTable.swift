@@ -88,9 +88,18 @@ public struct DedupeTable: Sendable {
         _ key: KeyFingerprint, customer: Int, timestamp: Int64, contentHash: UInt64,
         isStale: (Int, Int64) -> Bool
     ) {
-        if (count + 1) * 1024 > capacity * DedupeTable.fillTriggerPer1024 {
-            makeRoom(isStale: isStale)
-        }
+        if isFull { makeRoom(isStale: isStale) }
+        insert(key, customer: customer, timestamp: timestamp, contentHash: contentHash)
+    }
+
+    /// Whether the next new key must wait for `makeRoom`.
+    @inline(__always)
+    var isFull: Bool { (count + 1) * 1024 > capacity * DedupeTable.fillTriggerPer1024 }
+
+    /// `remember` without the fill check: for a caller that checked `isFull` itself (and so
+    /// builds its `isStale` closure only when it is needed).
+    @inline(__always)
+    mutating func insert(_ key: KeyFingerprint, customer: Int, timestamp: Int64, contentHash: UInt64) {
         let (o, found) = find(key)
         if !found {
             words[o] = key.low
@@ -102,7 +111,7 @@ public struct DedupeTable: Sendable {
     }
 
     /// Drops stale keys; doubles the table if it is still more than half full.
-    private mutating func makeRoom(isStale: (Int, Int64) -> Bool) {
+    mutating func makeRoom(isStale: (Int, Int64) -> Bool) {
         var live = 0
         forEach { _, customer, remembered in
             if !isStale(customer, remembered.timestamp) { live += 1 }

@@ -148,12 +148,17 @@ public struct PartitionEngine: Sendable {
             customers[Int(c)].currencies[Int(k)].setLevels(threshold.levels)
         }
 
-        dedupe.remember(fingerprint, customer: Int(c), timestamp: t, contentHash: message.contentHash) {
-            [customers, window = config.dedupeWindow, fresh = partitionWatermark &- config.dedupeWindow] customer, timestamp in
-            // Every customer's watermark is at most the partition's: a key this recent is kept
-            // without reading its customer (a cache miss per key while the table is swept).
-            timestamp >= fresh ? false : timestamp < customers[customer].watermark &- window
+        // The sweep's closure is built only when the table is full: capturing `customers` for
+        // every message cost an atomic retain and release of the array.
+        if dedupe.isFull {
+            dedupe.makeRoom {
+                [customers, window = config.dedupeWindow, fresh = partitionWatermark &- config.dedupeWindow] customer, timestamp in
+                // Every customer's watermark is at most the partition's: a key this recent is kept
+                // without reading its customer (a cache miss per key while the table is swept).
+                timestamp >= fresh ? false : timestamp < customers[customer].watermark &- window
+            }
         }
+        dedupe.insert(fingerprint, customer: Int(c), timestamp: t, contentHash: message.contentHash)
         applied += 1
         evaluateAlerts(message: message)
         return .applied
