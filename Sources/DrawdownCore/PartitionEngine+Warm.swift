@@ -18,7 +18,10 @@ extension PartitionEngine {
     /// messages without decoder-computed key hashes are skipped.
     public mutating func warm(_ messages: ArraySlice<Message>) {
         var sink = warmSink
-        var numbers = warmNumbers
+        // Taken out of the engine, not copied: a copy shared the buffer, so emptying it
+        // allocated a new one on every call.
+        var numbers: [Int32] = []
+        swap(&numbers, &warmNumbers)
         numbers.removeAll(keepingCapacity: true)
         // Phase 1: where the customer and the dedupe lookups start.
         for i in messages.indices {
