@@ -18,8 +18,7 @@ extension PartitionEngine {
     /// messages without decoder-computed key hashes are skipped.
     public mutating func warm(_ messages: ArraySlice<Message>) {
         var sink = warmSink
-        // Taken out of the engine, not copied: a copy shared the buffer, so emptying it
-        // allocated a new one on every call.
+        // Taken out of the engine, not copied: a copy would share the buffer.
         var numbers: [Int32] = []
         swap(&numbers, &warmNumbers)
         numbers.removeAll(keepingCapacity: true)
@@ -35,9 +34,11 @@ extension PartitionEngine {
             numbers.append(c)
         }
         // Phase 3: the customer's currencies and draw order (the record now cached).
+        // By index: a `for c in numbers` iterator holds the buffer, so each append below
+        // would copy it.
         let base = numbers.count
-        for c in numbers {
-            let record = Int(c)
+        for i in 0..<base {
+            let record = Int(numbers[i])
             sink &+= UInt64(truncatingIfNeeded: customers[record].currencies.count &+ customers[record].drawOrder.count)
             if let first = customers[record].drawOrder.first { numbers.append(first) }
         }
