@@ -34,8 +34,8 @@ extension PartitionEngine {
             numbers.append(c)
         }
         // Phase 3: the customer's currencies and draw order (the record now cached).
-        // By index: a `for c in numbers` iterator holds the buffer, so each append below
-        // would copy it.
+        // By index: a `for c in numbers` iterator would hold the buffer, so the first append
+        // below would copy it.
         let base = numbers.count
         for i in 0..<base {
             let record = Int(numbers[i])
