@@ -117,7 +117,7 @@ public struct JSONScanner: ~Copyable {
             return (JSONSpan(start: start, end: index, kind: .null, escaped: false), 0x6e75_6c6c)
         default:
             let span = try scanNumber()
-            return (span, numberHash(span))
+            return (span, JSONScanner.numberHash(bytes, span))
         }
     }
 
@@ -359,8 +359,11 @@ public struct JSONScanner: ~Copyable {
     }
 
     private mutating func stringHash(_ span: JSONSpan) -> UInt64 {
-        withDecoded(span) { StableHash.hash($0, seed: 0x7374_7200) }
+        withDecoded(span) { StableHash.hash($0, seed: JSONScanner.stringSeed) }
     }
+
+    /// The seed of a string's hash (keys and values; a string value also xors in 0x5f5f).
+    static let stringSeed: UInt64 = 0x7374_7200
 
     /// Decodes an escaped span into `decoded`. The span was validated, so this cannot fail.
     private mutating func decodeEscaped(_ span: JSONSpan) {
@@ -448,7 +451,7 @@ public struct JSONScanner: ~Copyable {
 
     /// Hash of a number's exact value: sign, significant digits without leading or
     /// trailing zeros, and the decimal exponent of the last one.
-    private func numberHash(_ span: JSONSpan) -> UInt64 {
+    static func numberHash(_ bytes: UnsafeBufferPointer<UInt8>, _ span: JSONSpan) -> UInt64 {
         var i = span.start
         var negative = false
         if bytes[i] == UInt8(ascii: "-") {

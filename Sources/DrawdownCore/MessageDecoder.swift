@@ -4,11 +4,17 @@
 ///
 /// Checks run in this order: size (`too_large`), UTF-8 and JSON grammar (`malformed`),
 /// `type`, the common fields, the Kafka key (`key_mismatch`), the type's own fields, then
-/// rating (`unknown_meter`).
+/// rating (`unknown_meter`). Records of the common shape (flat, no escapes) are scanned by
+/// `FlatRecordScanner` instead, which gives the same hash and spans in one pass and checks
+/// UTF-8 only when a record has bytes ≥ 0x80; the rest take the general path.
 public struct MessageDecoder: Sendable {
     public var priceBook: PriceBook?
     private var scratch = JSONScratch()
     private var spans: [JSONSpan]
+    private let fieldTable = FlatFieldTable.shared.entries
+    /// Whether records of the common shape take `FlatRecordScanner` (tests turn it off to
+    /// compare with the general path).
+    var usesFlatScan = true
 
     static let absent = JSONSpan(start: -1, end: -1, kind: .null, escaped: false)
 
@@ -72,6 +78,28 @@ public struct MessageDecoder: Sendable {
         guard record.count <= MessageLimits.recordBytesMax else {
             return .failure(Rejection(.tooLarge, "record of \(record.count) bytes is over \(MessageLimits.recordBytesMax)"))
         }
+        for i in spans.indices { spans[i] = MessageDecoder.absent }
+        if usesFlatScan, let hash = flatScan(record) {
+            var scanner = JSONScanner(bytes: record, scratch: &scratch)
+            let result = interpret(&scanner, contentHash: hash, key: key)
+            scanner.finish(into: &scratch)
+            return result
+        }
+        return decodeGeneral(record, key: key)
+    }
+
+    /// The fast path's scan (`FlatRecordScanner`): the content hash with `spans` filled, or nil.
+    private mutating func flatScan(_ record: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        let table = fieldTable
+        return spans.withUnsafeMutableBufferPointer { spans in
+            table.withUnsafeBufferPointer { FlatRecordScanner.scan(record, spans: spans, table: $0) }
+        }
+    }
+
+    /// The general path: UTF-8 validation, then `JSONScanner` over any JSON.
+    private mutating func decodeGeneral(
+        _ record: UnsafeBufferPointer<UInt8>, key: UnsafeBufferPointer<UInt8>?
+    ) -> Result<Message, Rejection> {
         guard UTF8Validation.isValid(record) else { return .failure(Rejection(.malformed, "invalid UTF-8")) }
         for i in spans.indices { spans[i] = MessageDecoder.absent }
         var scanner = JSONScanner(bytes: record, scratch: &scratch)

@@ -4,17 +4,7 @@ import Testing
 /// The engine's own tables (idempotency keys, customer and grant indexes) and the key hashes
 /// the decoder computes from a record's bytes, against plain reference models.
 @Suite struct EngineIndexTests {
-    /// SplitMix64, enough for shuffled keys.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Generator = SplitMix
 
     @Test func dedupeTableMatchesADictionaryThroughGrowthAndSweeps() {
         var generator = Generator(state: 7)

@@ -6,16 +6,7 @@ import Testing
 /// the byte match of `type` against `MessageType(rawValue:)`, and UTF-8 validation against
 /// the standard library's.
 @Suite struct ScannerShortcutTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next(_ bound: Int) -> Int {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(bound))
-        }
-    }
+    typealias Generator = SplitMix
 
     static func scan(_ text: String) -> Bool {
         var copy = text
