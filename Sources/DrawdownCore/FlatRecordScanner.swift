@@ -81,6 +81,52 @@ struct FlatRecordScanner: ~Copyable {
         return StableHash.mix(hash ^ 0x6f62_6a00, members &+ StableHash.p3)
     }
 
+    /// In a record this scanner accepted: the content bounds of the string value of the
+    /// member `name` of `object` (a flat object, no escapes), or nil when there is no such
+    /// member or its value is not a string.
+    static func stringMember(_ bytes: UnsafeBufferPointer<UInt8>, of object: JSONSpan, named name: [UInt8]) -> Range<Int>? {
+        let close = object.end - 1  // the object's `}`
+        var i = object.start + 1
+        func skipWhitespace() {
+            while i < close, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        }
+        /// From an opening quote: the content bounds, with `i` past the closing quote.
+        func string() -> Range<Int> {
+            let start = i + 1
+            i = start
+            while i < close, bytes[i] != UInt8(ascii: "\"") { i += 1 }
+            defer { i += 1 }
+            return start..<i
+        }
+        while true {
+            skipWhitespace()
+            guard i < close, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            let key = string()
+            let matches = key.count == name.count && name.withUnsafeBufferPointer { name in
+                for i in 0..<name.count where name[i] != bytes[key.lowerBound + i] { return false }
+                return true
+            }
+            skipWhitespace()
+            i += 1  // :
+            skipWhitespace()
+            guard i < close else { return nil }
+            if bytes[i] == UInt8(ascii: "\"") {
+                let value = string()
+                if matches { return value }
+            } else {
+                if matches { return nil }
+                while i < close, bytes[i] != UInt8(ascii: ","), bytes[i] != 0x20, bytes[i] != 0x0A, bytes[i] != 0x0D,
+                    bytes[i] != 0x09
+                {
+                    i += 1
+                }
+            }
+            skipWhitespace()
+            guard i < close, bytes[i] == UInt8(ascii: ",") else { return nil }
+            i += 1
+        }
+    }
+
     // MARK: Values
 
     @inline(__always)

@@ -8,7 +8,9 @@
 /// `FlatRecordScanner` instead, which gives the same hash and spans in one pass and checks
 /// UTF-8 only when a record has bytes ≥ 0x80; the rest take the general path.
 public struct MessageDecoder: Sendable {
-    public var priceBook: PriceBook?
+    public var priceBook: PriceBook? { didSet { rating = RatingTable(priceBook) } }
+    /// `priceBook` laid out for lookups by the bytes of a name.
+    private var rating: RatingTable
     private var scratch = JSONScratch()
     private var spans: [JSONSpan]
     private let fieldTable = FlatFieldTable.shared.entries
@@ -20,6 +22,7 @@ public struct MessageDecoder: Sendable {
 
     public init(priceBook: PriceBook?) {
         self.priceBook = priceBook
+        self.rating = RatingTable(priceBook)
         self.spans = Array(repeating: MessageDecoder.absent, count: Field.allCases.count)
     }
 
@@ -81,7 +84,7 @@ public struct MessageDecoder: Sendable {
         for i in spans.indices { spans[i] = MessageDecoder.absent }
         if usesFlatScan, let hash = flatScan(record) {
             var scanner = JSONScanner(bytes: record, scratch: &scratch)
-            let result = interpret(&scanner, contentHash: hash, key: key)
+            let result = interpret(&scanner, contentHash: hash, key: key, flat: true)
             scanner.finish(into: &scratch)
             return result
         }
@@ -112,7 +115,7 @@ public struct MessageDecoder: Sendable {
                 if let field { found[field.rawValue] = value }
             }
             swap(&found, &spans)
-            result = interpret(&scanner, contentHash: hash, key: key)
+            result = interpret(&scanner, contentHash: hash, key: key, flat: false)
         } catch {
             swap(&found, &spans)
             result = .failure(Rejection(.malformed, "\(error.detail) at byte \(error.offset)"))
@@ -132,12 +135,15 @@ public struct MessageDecoder: Sendable {
 
     // MARK: Interpretation
 
+    @inline(__always)
     private func span(_ field: Field) -> JSONSpan? {
         let span = spans[field.rawValue]
         return span.start < 0 || span.kind == .null ? nil : span
     }
 
-    private func interpret(_ scanner: inout JSONScanner, contentHash: UInt64, key: UnsafeBufferPointer<UInt8>?)
+    /// `flat`: the record was scanned by `FlatRecordScanner` (so it has no escapes and its
+    /// objects are flat).
+    private func interpret(_ scanner: inout JSONScanner, contentHash: UInt64, key: UnsafeBufferPointer<UInt8>?, flat: Bool)
         -> Result<Message, Rejection>
     {
         do {
@@ -161,7 +167,7 @@ public struct MessageDecoder: Sendable {
             }
             let body: Message.Body
             switch type {
-            case .usage: body = .usage(try usage(&scanner))
+            case .usage: body = .usage(try usage(&scanner, flat: flat))
             case .grant: body = .grant(try grant(&scanner, timestamp: timestamp))
             case .void: body = .void(grant: try requiredName(.grant, &scanner, limit: MessageLimits.idBytesMax))
             case .threshold: body = .threshold(try threshold(&scanner))
@@ -200,8 +206,8 @@ public struct MessageDecoder: Sendable {
             id: UnsafeBufferPointer(rebasing: bytes[idSpan.start..<idSpan.end]))
     }
 
-    private func usage(_ scanner: inout JSONScanner) throws -> Usage {
-        let meter = try optionalName(.meter, &scanner)
+    private func usage(_ scanner: inout JSONScanner, flat: Bool) throws -> Usage {
+        let meterSpan = try nameSpan(.meter, &scanner)
         let quantity = try optionalDecimal(.quantity, &scanner)
         if let quantity, quantity.isNegative { throw Rejection(.invalidField, "quantity must not be negative") }
         let givenCost = try optionalDecimal(.cost, &scanner)
@@ -210,24 +216,62 @@ public struct MessageDecoder: Sendable {
         if let properties = span(.properties), properties.kind != .object {
             throw Rejection(.invalidField, "properties must be an object")
         }
-        let meterPrice = meter.flatMap { priceBook?.meters[$0] }
-        let currency = givenCurrency ?? meterPrice?.currency ?? "credits"
+        // The meter's name and price: from the rating table by the name's bytes when it can
+        // answer, else from the book's dictionary.
+        var meter: String?
+        var tableIndex: Int?
+        var bookPrice: PriceBook.MeterPrice?
+        if let meterSpan {
+            switch scanner.withDecoded(meterSpan, { rating.meter($0) }) {
+            case .found(let index):
+                tableIndex = index
+                meter = rating.meters[index].name
+            case .absent:
+                meter = scanner.decodedString(meterSpan)
+            case .dictionary:
+                let name = scanner.decodedString(meterSpan)
+                meter = name
+                bookPrice = priceBook?.meters[name]
+            }
+        }
+        let meterCurrency = tableIndex.map { rating.meters[$0].price.currency } ?? bookPrice?.currency
+        let currency = givenCurrency ?? meterCurrency ?? "credits"
         if let givenCost { return Usage(cost: givenCost, currency: currency, meter: meter) }
         guard let meter else { throw Rejection(.missingField, "meter is required unless cost is given") }
         guard let quantity else { throw Rejection(.missingField, "quantity is required unless cost is given") }
-        guard let meterPrice else {
+        let unitPrice: Credits
+        if let tableIndex {
+            unitPrice = choicePrice(tableIndex, &scanner, flat: flat) ?? rating.meters[tableIndex].price.unitPrice
+        } else if let bookPrice {
+            unitPrice = bookChoicePrice(bookPrice, &scanner) ?? bookPrice.unitPrice
+        } else {
             throw Rejection(.unknownMeter, priceBook == nil ? "no price book: usage must carry cost" : "unknown meter \"\(meter)\"")
-        }
-        var unitPrice = meterPrice.unitPrice
-        if let by = meterPrice.by, let properties = span(.properties),
-            let choice = scanner.stringMember(of: properties, named: by), let price = meterPrice.prices[choice]
-        {
-            unitPrice = price
         }
         guard let cost = Credits.rated(quantity: quantity, unitPrice: unitPrice), cost.nanos < Credits.nanosLimit else {
             throw Rejection(.invalidField, "cost of quantity × price is 10^18 or more")
         }
         return Usage(cost: cost, currency: currency, meter: meter)
+    }
+
+    /// The price of the choice the event's `by` property makes, for a meter of the table.
+    private func choicePrice(_ index: Int, _ scanner: inout JSONScanner, flat: Bool) -> Credits? {
+        guard let by = rating.meters[index].by, let properties = span(.properties) else { return nil }
+        guard flat, rating.meters[index].choices != nil else { return bookChoicePrice(rating.meters[index].price, &scanner) }
+        guard let value = FlatRecordScanner.stringMember(scanner.bytes, of: properties, named: by) else { return nil }
+        let bytes = UnsafeBufferPointer(rebasing: scanner.bytes[value])
+        switch rating.meters[index].choices?.lookup(bytes) ?? .dictionary {
+        case .found(let choice): return rating.meters[index].choicePrices[choice]
+        case .absent: return nil
+        case .dictionary: return rating.meters[index].price.prices[String(decoding: bytes, as: UTF8.self)]
+        }
+    }
+
+    /// The same from the book's dictionaries.
+    private func bookChoicePrice(_ price: PriceBook.MeterPrice, _ scanner: inout JSONScanner) -> Credits? {
+        guard let by = price.by, let properties = span(.properties),
+            let choice = scanner.stringMember(of: properties, named: by)
+        else { return nil }
+        return price.prices[choice]
     }
 
     private func grant(_ scanner: inout JSONScanner, timestamp: EventTime) throws -> GrantTerms {
@@ -305,13 +349,22 @@ public struct MessageDecoder: Sendable {
     private func optionalName(_ field: Field, _ scanner: inout JSONScanner, limit: Int = MessageLimits.nameBytesMax) throws
         -> String?
     {
+        guard let span = try nameSpan(field, &scanner, limit: limit) else { return nil }
+        return scanner.decodedString(span)
+    }
+
+    /// The span of a string of 1...limit bytes.
+    @inline(__always)
+    private func nameSpan(_ field: Field, _ scanner: inout JSONScanner, limit: Int = MessageLimits.nameBytesMax) throws
+        -> JSONSpan?
+    {
         guard let span = span(field) else { return nil }
         guard span.kind == .string else { throw Rejection(.invalidField, "\(field.name) must be a string") }
         let length = scanner.decodedLength(span)
         guard length >= 1, length <= limit else {
             throw Rejection(.invalidField, "\(field.name) must be 1 to \(limit) bytes")
         }
-        return scanner.decodedString(span)
+        return span
     }
 
     private func optionalDecimal(_ field: Field, _ scanner: inout JSONScanner) throws -> Credits? {
