@@ -14,6 +14,49 @@ public enum DecimalError: Error, Equatable, Sendable {
 /// huge ones are answered with `.outOfRange` or `.precision` without looping over them.
 public enum DecimalParser {
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<Credits, DecimalError> {
+        if let plain = parsePlain(bytes) { return .success(plain) }
+        return parseGeneral(bytes)
+    }
+
+    /// The common shape in 64-bit arithmetic: `-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,9})?`, which
+    /// is always in range. nil for anything else (an exponent, more digits, bad syntax):
+    /// `parseGeneral` decides those.
+    @inline(__always)
+    static func parsePlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Credits? {
+        let count = bytes.count
+        var index = 0
+        let negative = count > 0 && bytes[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        let integerStart = index
+        var integer: UInt64 = 0
+        while index < count, index - integerStart < 18 {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { break }
+            integer = integer &* 10 &+ UInt64(digit)
+            index += 1
+        }
+        let integerDigits = index - integerStart
+        // No digits, a leading zero before another digit, or 18 digits with more to come.
+        guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return nil }
+        var fraction: UInt64 = 0
+        var scale: UInt64 = 1_000_000_000
+        if index < count {
+            guard bytes[index] == UInt8(ascii: "."), count - index - 1 >= 1, count - index - 1 <= 9 else { return nil }
+            index += 1
+            while index < count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                fraction = fraction &* 10 &+ UInt64(digit)
+                scale /= 10
+                index += 1
+            }
+        }
+        let nanos = Int128(integer) * Credits.scale + Int128(fraction &* scale)
+        return Credits(nanos: negative ? -nanos : nanos)
+    }
+
+    /// Every number `parse` accepts or rejects, the plain ones included.
+    static func parseGeneral(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<Credits, DecimalError> {
         var index = 0
         let count = bytes.count
         var negative = false

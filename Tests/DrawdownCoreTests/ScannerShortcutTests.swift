@@ -3,8 +3,8 @@ import Testing
 
 /// The decoder's shortcuts against what they replace: the repeated-name check (bit set,
 /// then the object's earlier key hashes, then names) against a plain set of decoded names,
-/// the byte match of `type` against `MessageType(rawValue:)`, and UTF-8 validation against
-/// the standard library's.
+/// the byte match of `type` against `MessageType(rawValue:)`, UTF-8 validation against
+/// the standard library's, and the plain-decimal path against the general decimal parser.
 @Suite struct ScannerShortcutTests {
     typealias Generator = SplitMix
 
@@ -146,5 +146,37 @@ import Testing
             let matched = copy.withUTF8 { MessageDecoder.messageType($0) }
             #expect(matched == MessageType(rawValue: name), "\(name)")
         }
+    }
+
+    /// Random numbers, most of them near the plain shape (`-?digits(.digits)?`) and its edges
+    /// (18 and 19 integer digits, 9 and 10 fractional, leading zeros, signs, exponents, stray
+    /// bytes): `parse` answers exactly what the general parser does.
+    @Test func plainDecimalsParseAsTheGeneralParserDoes() {
+        let seed: UInt64 = 41
+        var generator = Generator(state: seed)
+        var plain = 0
+        var rejected = 0
+        func digits(_ n: Int) -> String { String((0..<n).map { _ in Character(String(generator.next(10))) }) }
+        for round in 0..<200_000 {
+            var text = ""
+            if generator.next(4) == 0 { text += "-" }
+            if generator.next(8) == 0 { text += "0" }
+            text += digits(generator.next(8) == 0 ? 16 + generator.next(5) : generator.next(7))
+            if generator.next(2) == 0 { text += "." + digits(generator.next(8) == 0 ? 8 + generator.next(4) : generator.next(6)) }
+            if generator.next(10) == 0 { text += generator.pick(["e", "E3", "e-2", "e+1", " ", "+", "-", ".", "x", "\u{0}"]) }
+            if round % 97 == 0 { text = String(text.dropFirst(generator.next(3))) }
+            var copy = text
+            let (fast, general, isPlain) = copy.withUTF8 {
+                (DecimalParser.parse($0), DecimalParser.parseGeneral($0), DecimalParser.parsePlain($0) != nil)
+            }
+            if isPlain { plain += 1 }
+            if case .failure = general { rejected += 1 }
+            if fast != general {
+                Issue.record("seed \(seed): \(text) parsed \(fast), general parser \(general)")
+                return
+            }
+        }
+        #expect(plain > 100_000, "\(plain) took the plain path")
+        #expect(rejected > 10_000, "\(rejected) rejected")
     }
 }
