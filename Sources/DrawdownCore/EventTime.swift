@@ -54,8 +54,24 @@ extension EventTime {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339 §5.6; `t` and `z` may be
     /// lowercase). At most 9 fractional digits; leap seconds (`:60`) are not accepted.
     public static func parse(_ s: UnsafeBufferPointer<UInt8>) -> EventTime? {
+        var days = DayCache()
+        return parse(s, days: &days)
+    }
+
+    /// The day of the last timestamp parsed: the first ten bytes (`YYYY-MM-DD`) and the
+    /// days since the epoch they give. A stream's timestamps mostly share their day, so the
+    /// date is read and checked once per day rather than once per event.
+    struct DayCache: Sendable {
+        var head: UInt64 = 0
+        var tail: UInt16 = 0
+        /// Days since 1970-01-01; `nil`: nothing cached.
+        var days: Int? = nil
+    }
+
+    /// `parse(_:)`, reading the date from `days` when its ten bytes are those of the last one.
+    static func parse(_ s: UnsafeBufferPointer<UInt8>, days cache: inout DayCache) -> EventTime? {
         let n = s.count
-        guard n >= 20 else { return nil }
+        guard n >= 20, let base = s.baseAddress else { return nil }
         @inline(__always) func digits(_ at: Int, _ count: Int) -> Int? {
             var value = 0
             for i in at..<(at + count) {
@@ -65,10 +81,21 @@ extension EventTime {
             }
             return value
         }
-        guard let year = digits(0, 4), s[4] == UInt8(ascii: "-"),
-            let month = digits(5, 2), s[7] == UInt8(ascii: "-"),
-            let day = digits(8, 2),
-            let hour = digits(11, 2), s[13] == UInt8(ascii: ":"),
+        let head = UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)
+        let tail = UnsafeRawPointer(base).loadUnaligned(fromByteOffset: 8, as: UInt16.self)
+        let days: Int
+        if let cached = cache.days, cache.head == head, cache.tail == tail {
+            days = cached
+        } else {
+            guard let year = digits(0, 4), s[4] == UInt8(ascii: "-"),
+                let month = digits(5, 2), s[7] == UInt8(ascii: "-"),
+                let day = digits(8, 2),
+                (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month)
+            else { return nil }
+            days = daysFromCivil(year: year, month: month, day: day)
+            cache = DayCache(head: head, tail: tail, days: days)
+        }
+        guard let hour = digits(11, 2), s[13] == UInt8(ascii: ":"),
             let minute = digits(14, 2), s[16] == UInt8(ascii: ":"),
             let second = digits(17, 2)
         else { return nil }
@@ -78,9 +105,7 @@ extension EventTime {
         case UInt8(ascii: "t"): style |= Style.lowercaseT
         default: return nil
         }
-        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
-            hour < 24, minute < 60, second < 60
-        else { return nil }
+        guard hour < 24, minute < 60, second < 60 else { return nil }
         var index = 19
         var fraction: Int64 = 0
         var fractionDigits = 0
@@ -118,7 +143,6 @@ extension EventTime {
             return nil
         }
         guard index == n else { return nil }
-        let days = daysFromCivil(year: year, month: month, day: day)
         let localSeconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
         let utcSeconds = localSeconds - Int64(offsetMinutes) * 60
         // Nanoseconds since the epoch fit Int64 from 1677-09-21 to 2262-04-11: a valid

@@ -35,6 +35,8 @@ public struct JSONScanner: ~Copyable {
     private var keys: [KeyRef]
     /// Decoded text of escaped strings.
     public var decoded: [UInt8]
+    /// The day of the last timestamp read, kept from record to record through the scratch.
+    var days: EventTime.DayCache
 
     struct KeyRef {
         var hash: UInt64
@@ -47,11 +49,13 @@ public struct JSONScanner: ~Copyable {
         self.bytes = bytes
         self.keys = scratch.takeKeys()
         self.decoded = scratch.takeDecoded()
+        self.days = scratch.days
     }
 
     /// Hands the scratch buffers back for reuse by the next record.
     public consuming func finish(into scratch: inout JSONScratch) {
         scratch.give(keys: keys, decoded: decoded)
+        scratch.days = days
     }
 
     // MARK: Top level
@@ -509,6 +513,7 @@ public struct JSONScanner: ~Copyable {
 public struct JSONScratch: Sendable {
     fileprivate var keys: [JSONScanner.KeyRef] = []
     fileprivate var decoded: [UInt8] = []
+    var days = EventTime.DayCache()
 
     public init() {
         keys.reserveCapacity(64)

@@ -391,10 +391,17 @@ public struct MessageDecoder: Sendable {
     }
 
     private func eventTime(_ span: JSONSpan, _ field: Field, _ scanner: inout JSONScanner) throws -> EventTime {
-        guard span.kind == .string, let time = scanner.withDecoded(span, { EventTime.parse($0) }) else {
+        guard span.kind == .string, let time = parseTime(span, &scanner) else {
             throw Rejection(.invalidField, "\(field.name) must be an RFC 3339 timestamp with offset")
         }
         return time
+    }
+
+    /// A timestamp through the scanner's day cache (which needs the span's bytes unescaped).
+    @inline(__always)
+    private func parseTime(_ span: JSONSpan, _ scanner: inout JSONScanner) -> EventTime? {
+        if span.escaped { return scanner.withDecoded(span) { EventTime.parse($0) } }
+        return EventTime.parse(UnsafeBufferPointer(rebasing: scanner.bytes[span.start..<span.end]), days: &scanner.days)
     }
 }
 

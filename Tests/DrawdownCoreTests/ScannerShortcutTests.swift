@@ -4,7 +4,8 @@ import Testing
 /// The decoder's shortcuts against what they replace: the repeated-name check (bit set,
 /// then the object's earlier key hashes, then names) against a plain set of decoded names,
 /// the byte match of `type` against `MessageType(rawValue:)`, UTF-8 validation against
-/// the standard library's, and the plain-decimal path against the general decimal parser.
+/// the standard library's, the plain-decimal path against the general decimal parser, and
+/// timestamps read through the day cache against reading them afresh.
 @Suite struct ScannerShortcutTests {
     typealias Generator = SplitMix
 
@@ -178,5 +179,39 @@ import Testing
         }
         #expect(plain > 100_000, "\(plain) took the plain path")
         #expect(rejected > 10_000, "\(rejected) rejected")
+    }
+
+    /// Timestamps in runs that share a day (and days that are not dates, times that are not
+    /// times, odd offsets and spellings): reading each through one `DayCache` gives what
+    /// reading it afresh gives, field for field.
+    @Test func timestampsThroughTheDayCacheParseAsAfresh() {
+        let seed: UInt64 = 43
+        var generator = Generator(state: seed)
+        var cache = EventTime.DayCache()
+        var parsed = 0
+        var date = "2026-03-01"
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        for _ in 0..<200_000 {
+            if generator.next(8) == 0 {
+                let year = generator.pick([1677, 1969, 1970, 2000, 2024, 2025, 2026, 2100, 2262, 9999])
+                date = "\(year)-\(two(generator.next(14)))-\(two(generator.next(33)))"
+                if generator.next(20) == 0 { date = generator.pick(["2026-0a-01", "2026/03/01", "+026-03-01", "2026-03-1"]) }
+            }
+            var text = date + generator.pick(["T", "T", "T", "t", " "])
+            text += "\(two(generator.next(25))):\(two(generator.next(61))):\(two(generator.next(61)))"
+            if generator.next(4) == 0 { text += "." + String(repeating: "7", count: generator.next(11)) }
+            text += generator.pick(["Z", "Z", "z", "+05:30", "-00:00", "-23:59", "+24:00", "", "Zx"])
+            var copy = text
+            let (fresh, cached) = copy.withUTF8 { (EventTime.parse($0), EventTime.parse($0, days: &cache)) }
+            if fresh != nil { parsed += 1 }
+            func fields(_ t: EventTime?) -> String {
+                t.map { "\($0.nanos) \($0.offsetMinutes) \($0.fractionDigits) \($0.style)" } ?? "nil"
+            }
+            if fields(fresh) != fields(cached) {
+                Issue.record("seed \(seed): \(text) parsed \(fields(fresh)) afresh, \(fields(cached)) through the cache")
+                return
+            }
+        }
+        #expect(parsed > 40_000 && parsed < 160_000, "\(parsed) of 200000 parsed")
     }
 }
