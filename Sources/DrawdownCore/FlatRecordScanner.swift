@@ -83,7 +83,8 @@ struct FlatRecordScanner: ~Copyable {
 
     /// In a record this scanner accepted: the content bounds of the string value of the
     /// member `name` of `object` (a flat object, no escapes), or nil when there is no such
-    /// member or its value is not a string.
+    /// member or its value is not a string. Only for such records: it does not check syntax,
+    /// and reads a string as ending at the next quote.
     static func stringMember(_ bytes: UnsafeBufferPointer<UInt8>, of object: JSONSpan, named name: [UInt8]) -> Range<Int>? {
         let close = object.end - 1  // the object's `}`
         var i = object.start + 1
@@ -103,7 +104,7 @@ struct FlatRecordScanner: ~Copyable {
             guard i < close, bytes[i] == UInt8(ascii: "\"") else { return nil }
             let key = string()
             let matches = key.count == name.count && name.withUnsafeBufferPointer { name in
-                for i in 0..<name.count where name[i] != bytes[key.lowerBound + i] { return false }
+                for k in 0..<name.count where name[k] != bytes[key.lowerBound + k] { return false }
                 return true
             }
             skipWhitespace()
@@ -358,9 +359,19 @@ struct FlatFieldTable: Sendable {
             }
             names.append(entry)
         }
-        // The first odd multiplier (of a fixed sequence) that puts every name in its own slot.
+        // The slot depends on a name's first eight bytes and its length only: two names that
+        // share both could never be told apart, and the search below would not end.
+        for (i, a) in names.enumerated() {
+            for b in names[(i + 1)...] {
+                precondition(
+                    a.word0 != b.word0 || a.length != b.length,
+                    "two field names share their first 8 bytes and their length: extend FlatFieldTable.slot")
+            }
+        }
+        // The first odd multiplier (of a fixed sequence) that puts every name in its own slot;
+        // with 64 slots and ~20 names, a few hundred candidates are plenty.
         var candidate: UInt64 = 0x9E37_79B9_7F4A_7C15
-        while true {
+        for _ in 0..<1_000_000 {
             let multiplier = candidate | 1
             var table = Array(repeating: Entry(), count: FlatFieldTable.slots + 1)
             var distinct = true
@@ -379,6 +390,7 @@ struct FlatFieldTable: Sendable {
             }
             candidate = candidate &* 0x5851_F42D_4C95_7F2D &+ 0x1405_7B7E_F767_814F
         }
+        preconditionFailure("no multiplier puts every field name in its own slot: widen FlatFieldTable")
     }
 
     /// The field the name `base[start..<end]` is, with its hash in `hash`; or -1.
