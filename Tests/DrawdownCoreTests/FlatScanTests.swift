@@ -144,6 +144,43 @@ import Testing
         #expect(tally.flat > 1_000, "seed \(seed): \(tally.flat) of \(tally.records) took the fast path")
     }
 
+    /// Records, their prefixes and mutations, each in a buffer of exactly its length that
+    /// ends at an inaccessible page (as librdkafka's payloads are exactly sized): neither
+    /// path reads past the end — the process would fault — and both decode alike, and as
+    /// they do from an array.
+    @Test func recordsEndingAtAnInaccessiblePageDecodeTheSame() {
+        let seed: UInt64 = 47
+        var generator = Generator(state: seed)
+        var (fast, slow) = Self.decoders()
+        let memory = GuardedMemory()
+        var failures = 0
+        var flat = 0
+        let records = Workload.records(WorkloadSpec(seed: seed, customers: 50, messages: 2_000))
+        for (round, record) in records.enumerated() {
+            var cases = [record.bytes]
+            for _ in 0..<4 { cases.append(Array(record.bytes.prefix(generator.next(record.bytes.count + 1)))) }
+            var mutated = record.bytes
+            mutated[generator.next(mutated.count)] = generator.pick(Array(#"{}[]",:\ 0e.-"#.utf8) + [0x80, 0xC3])
+            cases.append(mutated)
+            if round < 50 { cases += (0..<record.bytes.count).map { Array(record.bytes.prefix($0)) } }
+            for bytes in cases {
+                let (guardedFast, guardedSlow) = memory.withGuarded(bytes) { buffer in
+                    ("\(fast.decode(buffer))", "\(slow.decode(buffer))")
+                }
+                if Self.flat(bytes) != nil { flat += 1 }
+                let (arrayFast, _) = Self.decodeBoth(bytes, fast: &fast, slow: &slow)
+                if guardedFast != guardedSlow || guardedFast != arrayFast {
+                    failures += 1
+                    if failures <= 5 {
+                        Issue.record("seed \(seed): \(guardedFast)\nvs \(guardedSlow)\nvs \(arrayFast)\n: \(String(decoding: bytes, as: UTF8.self))")
+                    }
+                }
+            }
+        }
+        #expect(failures == 0)
+        #expect(flat > 2_000, "\(flat) took the fast path")
+    }
+
     /// Generated records of every shape the grammar allows — whitespace, escapes, non-ASCII,
     /// unknown and repeated names, nulls, nested values, every number form — decode the
     /// same both ways; the flat ones among them take the fast path.

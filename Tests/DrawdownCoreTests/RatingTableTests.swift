@@ -51,6 +51,11 @@ import Testing
         return out + "\""
     }
 
+    /// Whitespace, sometimes (the flat path's byte scan of `properties` must skip it).
+    static func space(_ generator: inout Generator) -> String {
+        generator.next(4) == 0 ? generator.pick([" ", "\n", "\t ", "\r\n"]) : ""
+    }
+
     /// A usage record against `book`, with the values a reference needs.
     struct Record {
         var text: String
@@ -71,16 +76,16 @@ import Testing
             switch generator.next(4) {
             case 0:
                 props.append((name, nil))
-                members.append(literal(name, &generator) + ":" + generator.pick(["7", "true", "null", "1.5"]))
+                members.append(literal(name, &generator) + space(&generator) + ":" + space(&generator) + generator.pick(["7", "true", "null", "1.5"]))
             default:
                 let value = generator.pick(asciiNames + otherNames)
                 props.append((name, value))
-                members.append(literal(name, &generator) + ":" + literal(value, &generator))
+                members.append(literal(name, &generator) + space(&generator) + ":" + space(&generator) + literal(value, &generator))
             }
         }
         var text = #"{"type":"usage","id":"e\#(n)","customer":"c\#(n % 7)","timestamp":"2026-01-01T00:00:00Z","#
         text += #""meter":\#(literal(meter, &generator)),"quantity":\#(quantity)"#
-        if !members.isEmpty || generator.next(3) == 0 { text += #","properties":{"# + members.joined(separator: ",") + "}" }
+        if !members.isEmpty || generator.next(3) == 0 { text += #","properties":{"# + space(&generator) + members.joined(separator: space(&generator) + "," + space(&generator)) + space(&generator) + "}" }
         return Record(text: text + "}", meter: meter, quantity: quantity, properties: props)
     }
 
