@@ -103,10 +103,7 @@ struct FlatRecordScanner: ~Copyable {
             skipWhitespace()
             guard i < close, bytes[i] == UInt8(ascii: "\"") else { return nil }
             let key = string()
-            let matches = key.count == name.count && name.withUnsafeBufferPointer { name in
-                for k in 0..<name.count where name[k] != bytes[key.lowerBound + k] { return false }
-                return true
-            }
+            let matches = name.withUnsafeBufferPointer { equal(UnsafeBufferPointer(rebasing: bytes[key]), $0) }
             skipWhitespace()
             i += 1  // :
             skipWhitespace()

@@ -217,7 +217,9 @@ public struct MessageDecoder: Sendable {
             throw Rejection(.invalidField, "properties must be an object")
         }
         // The meter's name and price: from the rating table by the name's bytes when it can
-        // answer, else from the book's dictionary.
+        // answer, else from the book's dictionary. A meter the table found is read in place
+        // through its index: copying its `MeterPrice` out would retain and release the book's
+        // strings and dictionary (+42 instructions a record).
         var meter: String?
         var tableIndex: Int?
         var bookPrice: PriceBook.MeterPrice?
@@ -417,13 +419,13 @@ func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool
 @inline(__always)
 func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ string: String) -> Bool {
     var copy = string
-    return copy.withUTF8 { other in
-        other.count == bytes.count && (bytes.count == 0 || memcmpBytes(bytes, other))
-    }
+    return copy.withUTF8 { equal(bytes, $0) }
 }
 
+/// Byte equality of two buffers.
 @inline(__always)
-private func memcmpBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
     for i in 0..<a.count where a[i] != b[i] { return false }
     return true
 }

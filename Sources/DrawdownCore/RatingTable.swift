@@ -93,11 +93,6 @@ final class ByteKeyTable: Sendable {
     }
 
     private func isKey(_ index: Int, _ other: UnsafeBufferPointer<UInt8>) -> Bool {
-        let start = starts[index]
-        guard starts[index + 1] - start == other.count else { return false }
-        return self.bytes.withUnsafeBufferPointer { bytes in
-            for i in 0..<other.count where bytes[start + i] != other[i] { return false }
-            return true
-        }
+        self.bytes.withUnsafeBufferPointer { equal(UnsafeBufferPointer(rebasing: $0[starts[index]..<starts[index + 1]]), other) }
     }
 }
