@@ -38,20 +38,20 @@ public enum DecimalParser {
         let integerDigits = index - integerStart
         // No digits, a leading zero before another digit, or 18 digits with more to come.
         guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return nil }
-        var fraction: UInt64 = 0
-        var scale: UInt64 = 1_000_000_000
+        var fraction: Int64 = 0
+        var fractionDigits = 0
         if index < count {
-            guard bytes[index] == UInt8(ascii: "."), count - index - 1 >= 1, count - index - 1 <= 9 else { return nil }
+            fractionDigits = count - index - 1
+            guard bytes[index] == UInt8(ascii: "."), fractionDigits >= 1, fractionDigits <= Credits.fractionDigits else { return nil }
             index += 1
             while index < count {
                 let digit = bytes[index] &- UInt8(ascii: "0")
                 guard digit < 10 else { return nil }
-                fraction = fraction &* 10 &+ UInt64(digit)
-                scale /= 10
+                fraction = fraction &* 10 &+ Int64(digit)
                 index += 1
             }
         }
-        let nanos = Int128(integer) * Credits.scale + Int128(fraction &* scale)
+        let nanos = Int128(integer) * Credits.scale + Int128(fraction &* powersOfTen[Credits.fractionDigits - fractionDigits])
         return Credits(nanos: negative ? -nanos : nanos)
     }
 
