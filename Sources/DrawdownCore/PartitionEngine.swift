@@ -516,22 +516,24 @@ public struct PartitionEngine: Sendable {
                 }
                 continue
             }
-            var slot = currencies[Int(r)]
-            let available = slot.available
-            if available.isPositive { slot.exhausted = false }
-            for i in slot.levels.indices {
-                if slot.armed[i], available <= slot.levels[i] {
-                    slot.armed[i] = false
+            // In place: a copy of the record shares its `armed` buffer, so flipping a level
+            // copied the buffer, and writing the copy back released the old record.
+            let ri = Int(r)
+            let available = currencies[ri].available
+            if available.isPositive, currencies[ri].exhausted { currencies[ri].exhausted = false }
+            for i in 0..<currencies[ri].levels.count {
+                let level = currencies[ri].levels[i]
+                if currencies[ri].armed[i], available <= level {
+                    currencies[ri].armed[i] = false
                     alerts.append(
                         Alert(
-                            kind: .balanceLow, customer: customers[Int(c)].id, currency: slot.currency,
-                            available: available, level: slot.levels[i], grant: nil, expired: nil, source: message.id,
+                            kind: .balanceLow, customer: customers[Int(c)].id, currency: currencies[ri].currency,
+                            available: available, level: level, grant: nil, expired: nil, source: message.id,
                             timestamp: message.timestamp, seq: lastSeq))
-                } else if !slot.armed[i], available > slot.levels[i] {
-                    slot.armed[i] = true
+                } else if !currencies[ri].armed[i], available > level {
+                    currencies[ri].armed[i] = true
                 }
             }
-            currencies[Int(r)] = slot
         }
     }
 }
