@@ -187,15 +187,7 @@ extension PartitionEngine {
                 grants[Int(g)].previousOfCustomer = customers[ci].lastGrant
                 customers[ci].lastGrant = g
             case 1:
-                guard grants[Int(g)].nextDraw < 0, customers[ci].lastDraw != g else {
-                    throw BinaryReader.Damaged(description: "a grant twice in a draw order")
-                }
-                if customers[ci].lastDraw < 0 {
-                    customers[ci].firstDraw = g
-                } else {
-                    grants[Int(customers[ci].lastDraw)].nextDraw = g
-                }
-                customers[ci].lastDraw = g
+                customers[ci].drawOrder.append(g)
             default:
                 guard !pendingGrants(of: ci).contains(g) else { throw BinaryReader.Damaged(description: "a grant twice in a pending list") }
                 appendPending(g, customer: c)

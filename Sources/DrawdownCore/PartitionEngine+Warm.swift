@@ -33,15 +33,16 @@ extension PartitionEngine {
             guard let hashes = messages[i].keyHashes, let c = customerIndex.candidate(hashes.customer) else { continue }
             numbers.append(c)
         }
-        // Phase 3: each customer's first currency record and the first grant it would draw
-        // from (the record, now cached, holds both numbers; -1 for none), in pairs.
+        // Phase 3: each customer's first currency record (its number is in the record, now
+        // cached) and the first grant it would draw from (read from its draw-order buffer);
+        // -1 for none, in pairs.
         // By index: a `for c in numbers` iterator would hold the buffer, so the first append
         // below would copy it.
         let base = numbers.count
         for i in 0..<base {
             let record = Int(numbers[i])
             numbers.append(customers[record].firstCurrency)
-            numbers.append(customers[record].firstDraw)
+            numbers.append(customers[record].drawOrder.first ?? -1)
         }
         // Phase 4: those records and grants.
         var i = base

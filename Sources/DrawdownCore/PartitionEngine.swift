@@ -269,25 +269,16 @@ public struct PartitionEngine: Sendable {
         let ci = Int(c)
         grants[Int(g)].previousOfCustomer = customers[ci].lastGrant
         customers[ci].lastGrant = g
-        let last = customers[ci].lastDraw
-        if last < 0 {
-            customers[ci].firstDraw = g
-            customers[ci].lastDraw = g
-        } else if !drawsBefore(g, last) {
-            // The usual case, and the old array's: after the last.
-            grants[Int(last)].nextDraw = g
-            customers[ci].lastDraw = g
+        // Customers have a few grants: one allocation for the first four.
+        if customers[ci].drawOrder.isEmpty { customers[ci].drawOrder.reserveCapacity(4) }
+        var position = customers[ci].drawOrder.count
+        while position > 0, drawsBefore(g, customers[ci].drawOrder[position - 1]) {
+            position -= 1
+        }
+        if position == customers[ci].drawOrder.count {
+            customers[ci].drawOrder.append(g)
         } else {
-            // Before the first grant it draws before (the list is sorted, and `g` draws before
-            // the last one, so the walk stops inside the list).
-            var previous: Int32 = -1
-            var d = customers[ci].firstDraw
-            while !drawsBefore(g, d) {
-                previous = d
-                d = grants[Int(d)].nextDraw
-            }
-            grants[Int(g)].nextDraw = d
-            if previous < 0 { customers[ci].firstDraw = g } else { grants[Int(previous)].nextDraw = g }
+            customers[ci].drawOrder.insert(g, at: position)
         }
         customers[ci].nextExpiry = min(customers[ci].nextExpiry, grants[Int(g)].expiresAtNanos)
         if grants[Int(g)].status == .pending {
@@ -310,24 +301,11 @@ public struct PartitionEngine: Sendable {
     /// Removes an expired or voided grant from its customer's draw order and pending list.
     private mutating func retire(_ g: Int32) {
         let c = Int(grants[Int(g)].customer)
-        var previous: Int32 = -1
-        var d = customers[c].firstDraw
-        while d >= 0, d != g {
-            previous = d
-            d = grants[Int(d)].nextDraw
-        }
-        if d == g {
-            let next = grants[Int(g)].nextDraw
-            if previous < 0 { customers[c].firstDraw = next } else { grants[Int(previous)].nextDraw = next }
-            if customers[c].lastDraw == g { customers[c].lastDraw = previous }
-            grants[Int(g)].nextDraw = -1
-        }
+        // A grant is in the draw order at most once: `remove(at:)` shifts the tail in place,
+        // where `removeAll(where:)` went through the generic `replaceSubrange`.
+        if let i = customers[c].drawOrder.firstIndex(of: g) { customers[c].drawOrder.remove(at: i) }
         var expiry = Int64.max
-        d = customers[c].firstDraw
-        while d >= 0 {
-            expiry = min(expiry, grants[Int(d)].expiresAtNanos)
-            d = grants[Int(d)].nextDraw
-        }
+        for d in customers[c].drawOrder { expiry = min(expiry, grants[Int(d)].expiresAtNanos) }
         customers[c].nextExpiry = expiry
         // Every other grant of the list is still pending: this unlinks `g` if it was there.
         if unlinkNoLongerPending(customer: c) { refreshNextActivation(customer: c) }
@@ -371,10 +349,8 @@ public struct PartitionEngine: Sendable {
     private mutating func expireDue(customer c: Int32, customerWatermark: Int64, partitionWatermark pw: Int64) {
         if !expiring.isEmpty { expiring.removeAll(keepingCapacity: true) }
         if customers[Int(c)].nextExpiry <= customerWatermark {
-            var g = customers[Int(c)].firstDraw
-            while g >= 0 {
-                if grants[Int(g)].expiresAtNanos <= customerWatermark { expiring.append(g) }
-                g = grants[Int(g)].nextDraw
+            for g in customers[Int(c)].drawOrder where grants[Int(g)].expiresAtNanos <= customerWatermark {
+                expiring.append(g)
             }
         }
         while let top = expiryQueue.peek, top.expiresAt <= pw &- config.expiryGrace {
@@ -440,10 +416,11 @@ public struct PartitionEngine: Sendable {
         var left = usage.cost
         guard left.isPositive else { return }
         let t = message.timestamp.nanos
-        var g = customers[Int(c)].firstDraw
-        while g >= 0 {
+        // The draw order is an array, not a chain through the grants: the grant numbers are
+        // known up front, so the loads of several grants can be in flight together (a chain
+        // made each wait for the one before; docs/benchmarks.md, "Flat customer state").
+        for g in customers[Int(c)].drawOrder {
             let gi = Int(g)
-            g = grants[gi].nextDraw
             // Fields are read in place: copying a GrantRecord costs a handful of retains.
             guard grants[gi].currency == r, grants[gi].status == .active, grants[gi].remaining.isPositive,
                 grants[gi].effectiveNanos <= t, !grants[gi].scoped || grants[gi].pays(for: usage.meter)
@@ -590,8 +567,6 @@ struct GrantRecord: Sendable {
     var status: GrantStatus
     /// `terms.meters != nil`.
     let scoped: Bool
-    /// The next grant of the customer's draw order (grants neither expired nor voided).
-    var nextDraw: Int32 = -1
     /// The customer's grant applied before this one (the list of all its grants, newest first).
     var previousOfCustomer: Int32 = -1
     /// The next grant of the customer's pending list (in apply order).
@@ -650,19 +625,20 @@ struct CurrencyRecord: Sendable {
     }
 }
 
-/// One customer: 64 bytes, every field read by most messages, and no buffer of its own.
-/// Its currencies and grants hang off it as chains through the engine's arrays (numbers,
-/// -1 for none); customers have one or two currencies and a few grants, so walks are short.
+/// One customer: 64 bytes, every field read by most messages. Its currencies, pending grants
+/// and all its grants hang off it as chains through the engine's arrays (numbers, -1 for
+/// none): customers have one or two currencies, and the grant chains are walked only when
+/// a grant is added, activated, expired or voided, and for snapshots and views.
 struct CustomerRecord: Sendable {
     var watermark: Int64 = Int64.min
     var nextExpiry: Int64 = Int64.max
     var nextActivation: Int64 = Int64.max
     /// Its first currency record (`CurrencyRecord.next` chains the rest).
     var firstCurrency: Int32 = -1
-    /// The first and last grant of its draw order (`GrantRecord.nextDraw`): the grants neither
-    /// expired nor voided, in draw order.
-    var firstDraw: Int32 = -1
-    var lastDraw: Int32 = -1
+    /// The grants neither expired nor voided, in draw order. An array (its own buffer), unlike
+    /// the other lists: usage walks it on every event, and a chain made each grant's load
+    /// wait for the one before (docs/benchmarks.md, "Flat customer state").
+    var drawOrder: [Int32] = []
     /// The first of its pending grants (`GrantRecord.nextPending`), in apply order.
     var firstPending: Int32 = -1
     /// Its newest grant (`GrantRecord.previousOfCustomer` chains back to the first).
@@ -697,15 +673,7 @@ extension PartitionEngine {
     }
 
     /// Customer `c`'s grants neither expired nor voided, in draw order.
-    func drawOrder(of c: Int) -> [Int32] {
-        var list: [Int32] = []
-        var g = customers[c].firstDraw
-        while g >= 0 {
-            list.append(g)
-            g = grants[Int(g)].nextDraw
-        }
-        return list
-    }
+    func drawOrder(of c: Int) -> [Int32] { customers[c].drawOrder }
 
     /// Customer `c`'s pending grants, in the order applied.
     func pendingGrants(of c: Int) -> [Int32] {
