@@ -153,9 +153,14 @@ extension PartitionEngine {
         for index in 0..<grantCount {
             let id = try r.string()
             let customer = Int32(try r.count(max: customers.count - 1))
+            // The slot is a position in the customer's currency chain.
             var currency = customers[Int(customer)].firstCurrency
-            for _ in 0..<(try r.count(max: Int(Int32.max))) where currency >= 0 { currency = currencies[Int(currency)].next }
-            guard currency >= 0 else { throw BinaryReader.Damaged(description: "bad currency slot") }
+            var slot = try r.count(max: Int(Int32.max))
+            while slot > 0, currency >= 0 {
+                currency = currencies[Int(currency)].next
+                slot -= 1
+            }
+            guard currency >= 0 else { throw BinaryReader.Damaged(description: "a grant's currency slot its customer does not have") }
             var terms = GrantTerms(
                 amount: try r.credits(), currency: try r.string(), priority: try r.count(max: MessageLimits.priorityMax),
                 category: try r.string(), effectiveAt: try r.eventTime())
