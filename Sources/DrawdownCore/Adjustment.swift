@@ -22,55 +22,49 @@ extension PartitionEngine {
         guard let c = customerNumber(customer) else {
             return .failure(AdjustmentError("unknown customer \"\(customer)\""))
         }
-        let existingSlot = customers[Int(c)].currencies.firstIndex { $0.currency == currency }
+        let existing = findCurrency(customer: c, currency: currency)
         if let grantID = grant {
             guard let g = grantNumber(customer: c, id: grantID) else {
                 return .failure(AdjustmentError("unknown grant \"\(grantID)\" of customer \"\(customer)\""))
             }
-            let record = grants[Int(g)]
-            guard let k = existingSlot, record.currencySlot == Int32(k) else {
+            guard let r = existing, grants[Int(g)].currency == r else {
                 return .failure(AdjustmentError("grant \"\(grantID)\" is not in currency \"\(currency)\""))
             }
-            guard !record.isTerminal || amount.isZero else {
+            guard !grants[Int(g)].isTerminal || amount.isZero else {
                 return .failure(AdjustmentError("grant \"\(grantID)\" is expired or voided"))
             }
-            guard !(record.remaining + amount).isNegative else {
+            guard !(grants[Int(g)].remaining + amount).isNegative else {
                 return .failure(AdjustmentError("grant \"\(grantID)\" would go below zero"))
             }
             grants[Int(g)].remaining += amount
-            if record.status == .active { customers[Int(c)].currencies[k].available += amount }
-            rearm(customer: c, currency: Int32(k))
+            if grants[Int(g)].status == .active { currencies[Int(r)].available += amount }
+            rearm(currency: r)
             return .success(
-                writeAdjustment(customer: c, currency: Int32(k), grant: grantID, amount: amount, source: source, timestamp: timestamp))
+                writeAdjustment(customer: c, currency: r, grant: grantID, amount: amount, source: source, timestamp: timestamp))
         }
-        let k: Int
-        if let existingSlot {
-            k = existingSlot
-        } else {
-            k = customers[Int(c)].currencies.count
-            customers[Int(c)].currencies.append(CurrencyRecord(currency: currency))
-        }
-        guard !(customers[Int(c)].currencies[k].overage + amount).isNegative else {
-            if existingSlot == nil { customers[Int(c)].currencies.removeLast() }
+        // A currency new to the customer has no overage: a negative amount fails before the
+        // record is added, so a failure changes nothing.
+        guard !((existing.map { currencies[Int($0)].overage } ?? .zero) + amount).isNegative else {
             return .failure(AdjustmentError("overage of \"\(customer)\" in \"\(currency)\" would go below zero"))
         }
-        customers[Int(c)].currencies[k].overage += amount
+        let r = existing ?? addCurrency(customer: c, currency: currency)
+        currencies[Int(r)].overage += amount
         return .success(
-            writeAdjustment(customer: c, currency: Int32(k), grant: nil, amount: amount, source: source, timestamp: timestamp))
+            writeAdjustment(customer: c, currency: r, grant: nil, amount: amount, source: source, timestamp: timestamp))
     }
 
-    private mutating func rearm(customer c: Int32, currency k: Int32) {
-        var slot = customers[Int(c)].currencies[Int(k)]
+    private mutating func rearm(currency r: Int32) {
+        var slot = currencies[Int(r)]
         if slot.available.isPositive { slot.exhausted = false }
         slot.armed = slot.levels.map { slot.available > $0 }
-        customers[Int(c)].currencies[Int(k)] = slot
+        currencies[Int(r)] = slot
     }
 
     private mutating func writeAdjustment(
-        customer c: Int32, currency k: Int32, grant: String?, amount: Credits, source: String, timestamp: EventTime
+        customer c: Int32, currency r: Int32, grant: String?, amount: Credits, source: String, timestamp: EventTime
     ) -> UInt64 {
         lastSeq += 1
-        let slot = customers[Int(c)].currencies[Int(k)]
+        let slot = currencies[Int(r)]
         entries.append(
             LedgerEntry(
                 seq: lastSeq, type: .adjust, customer: customers[Int(c)].id, currency: slot.currency, grant: grant,

@@ -42,10 +42,11 @@ extension PartitionEngine {
     }
 
     func customerView(at index: Int) -> CustomerView {
-        let record = customers[index]
+        let all = grantNumbers(of: index)
         var currencies: [CustomerView.Currency] = []
-        for (k, slot) in record.currencies.enumerated() {
-            let grants = record.grants.lazy.map { self.grants[Int($0)] }.filter { $0.currencySlot == Int32(k) }
+        for r in currencyRecords(of: index) {
+            let slot = self.currencies[Int(r)]
+            let grants = all.lazy.map { self.grants[Int($0)] }.filter { $0.currency == r }
                 .map {
                     CustomerView.Grant(
                         id: $0.id, remaining: $0.remaining, priority: $0.terms.priority, category: $0.terms.category, effectiveAt: $0.effectiveAt,
@@ -56,6 +57,6 @@ extension PartitionEngine {
                 CustomerView.Currency(currency: slot.currency, available: slot.available, overage: slot.overage, grants: grants))
         }
         currencies.sort { $0.currency.utf8.lexicographicallyPrecedes($1.currency.utf8) }
-        return CustomerView(customer: record.id, partition: partition, currencies: currencies)
+        return CustomerView(customer: customers[index].id, partition: partition, currencies: currencies)
     }
 }

@@ -15,18 +15,27 @@ extension PartitionEngine {
         w.varint(duplicates)
         w.varint(rejected)
 
+        // The lists and slot numbers are those the per-customer arrays had before the engine
+        // kept them as chains (docs/engine.md, "State layout"): the format is unchanged.
         w.varint(customers.count)
-        for customer in customers {
-            w.string(customer.id)
-            w.signed(customer.watermark)
-            for list in [customer.grants, customer.drawOrder, customer.live, customer.pending] {
+        // A currency record's slot number: its position in its customer's chain.
+        var slotOf = [Int32](repeating: 0, count: currencies.count)
+        for c in customers.indices {
+            let grantList = grantNumbers(of: c)
+            let drawList = drawOrder(of: c)
+            w.string(customers[c].id)
+            w.signed(customers[c].watermark)
+            for list in [grantList, drawList, drawList.sorted(), pendingGrants(of: c)] {
                 w.varint(list.count)
                 for g in list { w.varint(Int(g)) }
             }
-            w.signed(customer.nextExpiry)
-            w.signed(customer.nextActivation)
-            w.varint(customer.currencies.count)
-            for slot in customer.currencies {
+            w.signed(customers[c].nextExpiry)
+            w.signed(customers[c].nextActivation)
+            let records = currencyRecords(of: c)
+            w.varint(records.count)
+            for (k, r) in records.enumerated() {
+                slotOf[Int(r)] = Int32(k)
+                let slot = currencies[Int(r)]
                 w.string(slot.currency)
                 w.credits(slot.available)
                 w.credits(slot.overage)
@@ -43,7 +52,7 @@ extension PartitionEngine {
         for grant in grants {
             w.string(grant.id)
             w.varint(Int(grant.customer))
-            w.varint(Int(grant.currencySlot))
+            w.varint(Int(slotOf[Int(grant.currency)]))
             let terms = grant.terms
             w.credits(terms.amount)
             w.string(terms.currency)
@@ -107,19 +116,22 @@ extension PartitionEngine {
 
         let customerCount = try r.count()
         customers.reserveCapacity(customerCount)
+        // The customers' grant lists name grants read later: kept as (customer, list, grant)
+        // until the grants are there to link. List 2, the live set in apply order, is the
+        // draw order sorted, so not kept.
+        var listed: [(customer: Int32, list: Int, grant: Int32)] = []
         for index in 0..<customerCount {
             var customer = CustomerRecord(id: try r.string())
             customer.watermark = try r.signed()
-            var lists: [[Int32]] = []
-            for _ in 0..<4 {
-                var list: [Int32] = []
-                for _ in 0..<(try r.count()) { list.append(Int32(try r.count(max: Int(Int32.max)))) }
-                lists.append(list)
+            for list in 0..<4 {
+                for _ in 0..<(try r.count()) {
+                    let g = Int32(try r.count(max: Int(Int32.max)))
+                    if list != 2 { listed.append((Int32(index), list, g)) }
+                }
             }
-            // lists[2] is the live set in apply order: drawOrder sorted, so not kept.
-            (customer.grants, customer.drawOrder, customer.pending) = (lists[0], lists[1], lists[3])
             customer.nextExpiry = try r.signed()
             customer.nextActivation = try r.signed()
+            customers.append(customer)
             for _ in 0..<(try r.count()) {
                 var slot = CurrencyRecord(currency: try r.string())
                 slot.available = try r.credits()
@@ -129,10 +141,11 @@ extension PartitionEngine {
                     slot.armed.append(try r.byte() != 0)
                 }
                 slot.exhausted = try r.byte() != 0
-                customer.currencies.append(slot)
+                let record = addCurrency(customer: Int32(index), currency: slot.currency)
+                slot.next = -1
+                currencies[Int(record)] = slot
             }
-            customerIndex.insert(CustomerKey(customer.id).hash, Int32(index))
-            customers.append(customer)
+            customerIndex.insert(CustomerKey(customers[index].id).hash, Int32(index))
         }
 
         let grantCount = try r.count()
@@ -140,7 +153,14 @@ extension PartitionEngine {
         for index in 0..<grantCount {
             let id = try r.string()
             let customer = Int32(try r.count(max: customers.count - 1))
-            let currencySlot = Int32(try r.count(max: Int(Int32.max)))
+            // The slot is a position in the customer's currency chain.
+            var currency = customers[Int(customer)].firstCurrency
+            var slot = try r.count(max: Int(Int32.max))
+            while slot > 0, currency >= 0 {
+                currency = currencies[Int(currency)].next
+                slot -= 1
+            }
+            guard currency >= 0 else { throw BinaryReader.Damaged(description: "a grant's currency slot its customer does not have") }
             var terms = GrantTerms(
                 amount: try r.credits(), currency: try r.string(), priority: try r.count(max: MessageLimits.priorityMax),
                 category: try r.string(), effectiveAt: try r.eventTime())
@@ -153,10 +173,30 @@ extension PartitionEngine {
             let remaining = try r.credits()
             guard let status = GrantStatus(rawValue: try r.byte()) else { throw BinaryReader.Damaged(description: "bad grant status") }
             let record = GrantRecord(
-                id: id, customer: customer, currencySlot: currencySlot, terms: terms, remaining: remaining, status: status,
+                id: id, customer: customer, currency: currency, terms: terms, remaining: remaining, status: status,
                 contentHash: try r.uint64())
             grantIndex.insert(GrantKey.hash(customer: customer, id: id), Int32(index))
             grants.append(record)
+        }
+
+        // Each list is linked in the order written (appended at its end). A grant listed twice
+        // would make a cycle, so that is refused (apply order is ascending numbers).
+        for (c, list, g) in listed {
+            guard Int(g) < grants.count, grants[Int(g)].customer == c else {
+                throw BinaryReader.Damaged(description: "a customer's grant list names another's grant")
+            }
+            let ci = Int(c)
+            switch list {
+            case 0:
+                guard g > customers[ci].lastGrant else { throw BinaryReader.Damaged(description: "grants out of apply order") }
+                grants[Int(g)].previousOfCustomer = customers[ci].lastGrant
+                customers[ci].lastGrant = g
+            case 1:
+                customers[ci].drawOrder.append(g)
+            default:
+                guard !pendingGrants(of: ci).contains(g) else { throw BinaryReader.Damaged(description: "a grant twice in a pending list") }
+                appendPending(g, customer: c)
+            }
         }
 
         for _ in 0..<(try r.count()) {

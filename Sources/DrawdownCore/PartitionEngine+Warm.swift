@@ -1,10 +1,10 @@
 /// Overlapping the cache misses of a few messages (docs/engine.md, "Applying in groups").
 ///
-/// At 100k customers a usage event misses the cache five to seven times (customer index
-/// slot, customer record, its currencies and draw-order buffers, a grant, a dedupe slot),
-/// one after the other, because each load needs the one before. `warm` reads the same
-/// memory for a group of upcoming messages phase by phase — every index and dedupe slot,
-/// then every customer record, then their buffers, then their first grants — so that the
+/// At 100k customers a usage event misses the cache four to six times (customer index slot,
+/// customer record, its currency record, a grant, a dedupe slot), one after the other,
+/// because each load needs the one before. `warm` reads the same memory for a group of
+/// upcoming messages phase by phase — every index and dedupe slot, then every customer
+/// record, then their first currency records and first grants — so that the
 /// loads of one phase are independent and in flight together, and `apply` then finds them
 /// in the cache. It is plain Swift (loads, no prefetch instruction) and changes no state
 /// that any output depends on: the values read only feed `warmSink`.
@@ -33,18 +33,25 @@ extension PartitionEngine {
             guard let hashes = messages[i].keyHashes, let c = customerIndex.candidate(hashes.customer) else { continue }
             numbers.append(c)
         }
-        // Phase 3: the customer's currencies and draw order (the record now cached).
+        // Phase 3: each customer's first currency record (its number is in the record, now
+        // cached) and the first grant it would draw from (read from its draw-order buffer);
+        // -1 for none, in pairs.
         // By index: a `for c in numbers` iterator would hold the buffer, so the first append
         // below would copy it.
         let base = numbers.count
         for i in 0..<base {
             let record = Int(numbers[i])
-            sink &+= UInt64(truncatingIfNeeded: customers[record].currencies.count &+ customers[record].drawOrder.count)
-            if let first = customers[record].drawOrder.first { numbers.append(first) }
+            numbers.append(customers[record].firstCurrency)
+            numbers.append(customers[record].drawOrder.first ?? -1)
         }
-        // Phase 4: the first grant each customer would draw from.
-        for i in base..<numbers.count {
-            sink &+= UInt64(truncatingIfNeeded: grants[Int(numbers[i])].remaining.nanos)
+        // Phase 4: those records and grants.
+        var i = base
+        while i < numbers.count {
+            let r = numbers[i]
+            let g = numbers[i + 1]
+            if r >= 0 { sink &+= UInt64(truncatingIfNeeded: currencies[Int(r)].available.nanos) }
+            if g >= 0 { sink &+= UInt64(truncatingIfNeeded: grants[Int(g)].remaining.nanos) }
+            i += 2
         }
         warmNumbers = numbers
         warmSink = sink

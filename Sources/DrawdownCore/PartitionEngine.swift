@@ -32,8 +32,13 @@ public struct PartitionEngine: Sendable {
     /// The partition this state belongs to (carried into outputs).
     public let partition: Int32
 
-    // Customers and grants, indexed by dense per-partition numbers.
+    // Customers, their currencies and grants, indexed by dense per-partition numbers. A
+    // customer's currencies and grant lists are chains through these arrays (see
+    // `CustomerRecord`), not arrays of their own: no allocation per customer, one uniqueness
+    // check per mutation, and the records of all customers packed together.
     var customers: [CustomerRecord] = []
+    /// Currency records of every customer; a customer's are chained by `CurrencyRecord.next`.
+    var currencies: [CurrencyRecord] = []
     /// Customer numbers by `CustomerKey.hash`.
     var customerIndex = HashIndex()
     var grants: [GrantRecord] = []
@@ -144,8 +149,8 @@ public struct PartitionEngine: Sendable {
         case .void:
             applyVoid(voidTarget!, message: message)
         case .threshold(let threshold):
-            let k = currencySlot(customer: c, currency: threshold.currency)
-            customers[Int(c)].currencies[Int(k)].setLevels(threshold.levels)
+            let r = currencyRecord(customer: c, currency: threshold.currency)
+            currencies[Int(r)].setLevels(threshold.levels)
         }
 
         // The sweep's closure is built only when the table is full: capturing `customers` for
@@ -185,47 +190,155 @@ public struct PartitionEngine: Sendable {
         grantIndex.find(GrantKey.hash(customer: c, id: id)) { grants[Int($0)].customer == c && grants[Int($0)].id == id }
     }
 
-    /// The slot of `currency` in customer `c`'s currencies, added when new. The search reads
-    /// the records in place, with no mutable access (which checks both arrays for uniqueness).
+    /// The record of `currency` in customer `c`'s chain, added at the end of the chain when
+    /// new. A customer has one or two currencies: the walk is a load or two.
     @inline(__always)
-    private mutating func currencySlot(customer c: Int32, currency: String) -> Int32 {
-        let found = customers.withUnsafeBufferPointer { all in
-            all[Int(c)].currencies.withUnsafeBufferPointer { slots in
-                slots.firstIndex { $0.currency == currency }
-            }
-        }
-        if let found { return Int32(found) }
+    private mutating func currencyRecord(customer c: Int32, currency: String) -> Int32 {
+        if let found = findCurrency(customer: c, currency: currency) { return found }
         return addCurrency(customer: c, currency: currency)
     }
 
-    private mutating func addCurrency(customer c: Int32, currency: String) -> Int32 {
-        customers[Int(c)].currencies.append(CurrencyRecord(currency: currency))
-        return Int32(customers[Int(c)].currencies.count - 1)
+    /// The record of `currency` in customer `c`'s chain, nil if it has none.
+    @inline(__always)
+    func findCurrency(customer c: Int32, currency: String) -> Int32? {
+        var r = customers[Int(c)].firstCurrency
+        while r >= 0 {
+            if currencies[Int(r)].currency == currency { return r }
+            r = currencies[Int(r)].next
+        }
+        return nil
     }
 
-    private mutating func touch(_ c: Int32, _ k: Int32) {
-        for i in 0..<touchedCount where touched[i].customer == c && touched[i].currency == k { return }
-        if touchedCount < touched.count {
-            touched[touchedCount] = (c, k)
+    /// Appends a currency record to customer `c`'s chain: its slot number (what snapshots and
+    /// views call it) is its position in the chain, so a new one goes last.
+    mutating func addCurrency(customer c: Int32, currency: String) -> Int32 {
+        let r = Int32(currencies.count)
+        currencies.append(CurrencyRecord(currency: currency))
+        var last = customers[Int(c)].firstCurrency
+        if last < 0 {
+            customers[Int(c)].firstCurrency = r
         } else {
-            touched.append((c, k))
+            while currencies[Int(last)].next >= 0 { last = currencies[Int(last)].next }
+            currencies[Int(last)].next = r
+        }
+        return r
+    }
+
+    private mutating func touch(_ c: Int32, _ r: Int32) {
+        for i in 0..<touchedCount where touched[i].currency == r { return }
+        if touchedCount < touched.count {
+            touched[touchedCount] = (c, r)
+        } else {
+            touched.append((c, r))
         }
         touchedCount += 1
     }
 
     @discardableResult
     private mutating func write(
-        _ type: EntryType, customer c: Int32, currency k: Int32, grant: String?, amount: Credits, source: String,
+        _ type: EntryType, customer c: Int32, currency r: Int32, grant: String?, amount: Credits, source: String,
         timestamp: EventTime
     ) -> UInt64 {
         lastSeq += 1
         entries.append(
             LedgerEntry(
                 seq: lastSeq, type: type, customer: customers[Int(c)].id,
-                currency: customers[Int(c)].currencies[Int(k)].currency, grant: grant, amount: amount, source: source,
-                timestamp: timestamp, balance: customers[Int(c)].currencies[Int(k)].available))
-        touch(c, k)
+                currency: currencies[Int(r)].currency, grant: grant, amount: amount, source: source,
+                timestamp: timestamp, balance: currencies[Int(r)].available))
+        touch(c, r)
         return lastSeq
+    }
+
+    // MARK: Grant lists
+
+    /// SPEC §3.4: priority, then expires_at (none last), then effective_at, then apply order.
+    /// Reads the two records in place (copying a record retains its strings and arrays).
+    @inline(__always)
+    func drawsBefore(_ ai: Int32, _ bi: Int32) -> Bool {
+        let a = Int(ai)
+        let b = Int(bi)
+        if grants[a].priority != grants[b].priority { return grants[a].priority < grants[b].priority }
+        if grants[a].expiresAtNanos != grants[b].expiresAtNanos { return grants[a].expiresAtNanos < grants[b].expiresAtNanos }
+        if grants[a].effectiveNanos != grants[b].effectiveNanos { return grants[a].effectiveNanos < grants[b].effectiveNanos }
+        return ai < bi
+    }
+
+    /// Links a new grant `g` (the partition's newest) into its customer's lists: all grants,
+    /// the draw order and, if pending, the pending list.
+    private mutating func link(_ g: Int32, customer c: Int32) {
+        let ci = Int(c)
+        grants[Int(g)].previousOfCustomer = customers[ci].lastGrant
+        customers[ci].lastGrant = g
+        // Customers have a few grants: one allocation for the first four.
+        if customers[ci].drawOrder.isEmpty { customers[ci].drawOrder.reserveCapacity(4) }
+        var position = customers[ci].drawOrder.count
+        while position > 0, drawsBefore(g, customers[ci].drawOrder[position - 1]) {
+            position -= 1
+        }
+        if position == customers[ci].drawOrder.count {
+            customers[ci].drawOrder.append(g)
+        } else {
+            customers[ci].drawOrder.insert(g, at: position)
+        }
+        customers[ci].nextExpiry = min(customers[ci].nextExpiry, grants[Int(g)].expiresAtNanos)
+        if grants[Int(g)].status == .pending {
+            appendPending(g, customer: c)
+            customers[ci].nextActivation = min(customers[ci].nextActivation, grants[Int(g)].effectiveNanos)
+        }
+    }
+
+    /// Appends `g` at the end of customer `c`'s pending list (kept in apply order).
+    mutating func appendPending(_ g: Int32, customer c: Int32) {
+        var last = customers[Int(c)].firstPending
+        if last < 0 {
+            customers[Int(c)].firstPending = g
+            return
+        }
+        while grants[Int(last)].nextPending >= 0 { last = grants[Int(last)].nextPending }
+        grants[Int(last)].nextPending = g
+    }
+
+    /// Removes an expired or voided grant from its customer's draw order and pending list.
+    private mutating func retire(_ g: Int32) {
+        let c = Int(grants[Int(g)].customer)
+        // A grant is in the draw order at most once: `remove(at:)` shifts the tail in place,
+        // where `removeAll(where:)` went through the generic `replaceSubrange`.
+        if let i = customers[c].drawOrder.firstIndex(of: g) { customers[c].drawOrder.remove(at: i) }
+        var expiry = Int64.max
+        for d in customers[c].drawOrder { expiry = min(expiry, grants[Int(d)].expiresAtNanos) }
+        customers[c].nextExpiry = expiry
+        // Every other grant of the list is still pending: this unlinks `g` if it was there.
+        if unlinkNoLongerPending(customer: c) { refreshNextActivation(customer: c) }
+    }
+
+    /// Unlinks the grants of customer `c`'s pending list that are no longer pending (just
+    /// activated, expired or voided), keeping the order of the rest; tells whether any was.
+    private mutating func unlinkNoLongerPending(customer c: Int) -> Bool {
+        var removed = false
+        var previous: Int32 = -1
+        var p = customers[c].firstPending
+        while p >= 0 {
+            let next = grants[Int(p)].nextPending
+            if grants[Int(p)].status != .pending {
+                if previous < 0 { customers[c].firstPending = next } else { grants[Int(previous)].nextPending = next }
+                grants[Int(p)].nextPending = -1
+                removed = true
+            } else {
+                previous = p
+            }
+            p = next
+        }
+        return removed
+    }
+
+    private mutating func refreshNextActivation(customer c: Int) {
+        var activation = Int64.max
+        var p = customers[c].firstPending
+        while p >= 0 {
+            activation = min(activation, grants[Int(p)].effectiveNanos)
+            p = grants[Int(p)].nextPending
+        }
+        customers[c].nextActivation = activation
     }
 
     // MARK: Expiry and activation
@@ -254,66 +367,75 @@ public struct PartitionEngine: Sendable {
     private mutating func expire(_ g: Int32) {
         // Fields are read one by one: copying the whole record retains its strings and arrays.
         let c = grants[Int(g)].customer
-        let k = grants[Int(g)].currencySlot
+        let r = grants[Int(g)].currency
         let remaining = grants[Int(g)].remaining
-        if grants[Int(g)].status == .active { customers[Int(c)].currencies[Int(k)].available -= remaining }
+        if grants[Int(g)].status == .active { currencies[Int(r)].available -= remaining }
         grants[Int(g)].status = .expired
         grants[Int(g)].remaining = .zero
-        customers[Int(c)].retire(g, grants: grants)
+        retire(g)
         if remaining.isPositive {
             let id = grants[Int(g)].id
             let expiresAt = grants[Int(g)].expiresAt!
-            let seq = write(.expire, customer: c, currency: k, grant: id, amount: -remaining, source: id, timestamp: expiresAt)
+            let seq = write(.expire, customer: c, currency: r, grant: id, amount: -remaining, source: id, timestamp: expiresAt)
             alerts.append(
                 Alert(
-                    kind: .grantExpired, customer: customers[Int(c)].id, currency: customers[Int(c)].currencies[Int(k)].currency,
-                    available: customers[Int(c)].currencies[Int(k)].available, level: nil, grant: id, expired: remaining,
+                    kind: .grantExpired, customer: customers[Int(c)].id, currency: currencies[Int(r)].currency,
+                    available: currencies[Int(r)].available, level: nil, grant: id, expired: remaining,
                     source: id, timestamp: expiresAt, seq: seq))
         }
     }
 
     /// Activates the customer's pending grants whose `effective_at` ≤ its watermark.
     private mutating func activateDue(customer c: Int32) {
-        let watermark = customers[Int(c)].watermark
-        guard customers[Int(c)].nextActivation <= watermark else { return }
-        var due = customers[Int(c)].pending.filter { grants[Int($0)].effectiveAt.nanos <= watermark }
-        due.sort { grants[Int($0)].effectiveAt.nanos < grants[Int($1)].effectiveAt.nanos || (grants[Int($0)].effectiveAt.nanos == grants[Int($1)].effectiveAt.nanos && $0 < $1) }
-        for g in due {
-            let grant = grants[Int(g)]
-            grants[Int(g)].status = .active
-            customers[Int(c)].currencies[Int(grant.currencySlot)].available += grant.remaining
-            write(
-                .activate, customer: c, currency: grant.currencySlot, grant: grant.id, amount: .zero, source: grant.id,
-                timestamp: grant.effectiveAt)
+        let ci = Int(c)
+        let watermark = customers[ci].watermark
+        guard customers[ci].nextActivation <= watermark else { return }
+        var due: [Int32] = []
+        var p = customers[ci].firstPending
+        while p >= 0 {
+            if grants[Int(p)].effectiveNanos <= watermark { due.append(p) }
+            p = grants[Int(p)].nextPending
         }
-        customers[Int(c)].pending.removeAll { grants[Int($0)].status != .pending }
-        customers[Int(c)].refreshNextActivation(grants: grants)
+        due.sort { grants[Int($0)].effectiveNanos < grants[Int($1)].effectiveNanos || (grants[Int($0)].effectiveNanos == grants[Int($1)].effectiveNanos && $0 < $1) }
+        for g in due {
+            // Fields, not a copy of the record (its id, terms strings and meters would be retained).
+            let r = grants[Int(g)].currency
+            grants[Int(g)].status = .active
+            currencies[Int(r)].available += grants[Int(g)].remaining
+            let id = grants[Int(g)].id
+            write(.activate, customer: c, currency: r, grant: id, amount: .zero, source: id, timestamp: grants[Int(g)].effectiveAt)
+        }
+        _ = unlinkNoLongerPending(customer: ci)
+        refreshNextActivation(customer: ci)
     }
 
     // MARK: Messages
 
     private mutating func applyUsage(_ usage: Usage, customer c: Int32, message: Message) {
-        let k = currencySlot(customer: c, currency: usage.currency)
+        let r = currencyRecord(customer: c, currency: usage.currency)
         var left = usage.cost
         guard left.isPositive else { return }
         let t = message.timestamp.nanos
+        // The draw order is an array, not a chain through the grants: the grant numbers are
+        // known up front, so the loads of several grants can be in flight together (a chain
+        // made each wait for the one before; docs/benchmarks.md, "Flat customer state").
         for g in customers[Int(c)].drawOrder {
             let gi = Int(g)
             // Fields are read in place: copying a GrantRecord costs a handful of retains.
-            guard grants[gi].currencySlot == k, grants[gi].status == .active, grants[gi].remaining.isPositive,
+            guard grants[gi].currency == r, grants[gi].status == .active, grants[gi].remaining.isPositive,
                 grants[gi].effectiveNanos <= t, !grants[gi].scoped || grants[gi].pays(for: usage.meter)
             else { continue }
             let drawn = min(grants[gi].remaining, left)
             grants[gi].remaining -= drawn
-            customers[Int(c)].currencies[Int(k)].available -= drawn
+            currencies[Int(r)].available -= drawn
             left -= drawn
-            write(.draw, customer: c, currency: k, grant: grants[gi].id, amount: -drawn, source: message.id, timestamp: message.timestamp)
+            write(.draw, customer: c, currency: r, grant: grants[gi].id, amount: -drawn, source: message.id, timestamp: message.timestamp)
             if left.isZero { return }
         }
-        customers[Int(c)].currencies[Int(k)].overage += left
-        write(.overage, customer: c, currency: k, grant: nil, amount: left, source: message.id, timestamp: message.timestamp)
-        if customers[Int(c)].currencies[Int(k)].available.isZero, !customers[Int(c)].currencies[Int(k)].exhausted {
-            customers[Int(c)].currencies[Int(k)].exhausted = true
+        currencies[Int(r)].overage += left
+        write(.overage, customer: c, currency: r, grant: nil, amount: left, source: message.id, timestamp: message.timestamp)
+        if currencies[Int(r)].available.isZero, !currencies[Int(r)].exhausted {
+            currencies[Int(r)].exhausted = true
             alerts.append(
                 Alert(
                     kind: .balanceExhausted, customer: message.customer, currency: usage.currency, available: .zero, level: nil,
@@ -322,18 +444,18 @@ public struct PartitionEngine: Sendable {
     }
 
     private mutating func applyGrant(_ terms: GrantTerms, customer c: Int32, message: Message) {
-        let k = currencySlot(customer: c, currency: terms.currency)
+        let r = currencyRecord(customer: c, currency: terms.currency)
         let g = Int32(grants.count)
         let watermark = customers[Int(c)].watermark
         let effective = terms.effectiveAt.nanos <= watermark
         grants.append(
             GrantRecord(
-                id: message.id, customer: c, currencySlot: k, terms: terms, remaining: terms.amount,
+                id: message.id, customer: c, currency: r, terms: terms, remaining: terms.amount,
                 status: effective ? .active : .pending, contentHash: message.contentHash))
         grantIndex.insert(GrantKey.hash(customer: c, id: message.id), g)
-        if effective { customers[Int(c)].currencies[Int(k)].available += terms.amount }
-        customers[Int(c)].add(g, grants: grants)
-        write(.grant, customer: c, currency: k, grant: message.id, amount: terms.amount, source: message.id, timestamp: message.timestamp)
+        if effective { currencies[Int(r)].available += terms.amount }
+        link(g, customer: c)
+        write(.grant, customer: c, currency: r, grant: message.id, amount: terms.amount, source: message.id, timestamp: message.timestamp)
         guard let expiresAt = terms.expiresAt?.nanos else { return }
         // Already due: expire right after the grant itself (SPEC §3.2).
         if expiresAt <= watermark || expiresAt <= partitionWatermark &- config.expiryGrace {
@@ -344,17 +466,18 @@ public struct PartitionEngine: Sendable {
     }
 
     private mutating func applyVoid(_ g: Int32, message: Message) {
-        let grant = grants[Int(g)]
-        guard !grant.isTerminal else { return }  // voiding a voided or expired grant changes nothing
-        let c = grant.customer
-        let k = grant.currencySlot
-        if grant.status == .active { customers[Int(c)].currencies[Int(k)].available -= grant.remaining }
+        // Fields, not a copy of the record (its id, terms strings and meters would be retained).
+        guard !grants[Int(g)].isTerminal else { return }  // voiding a voided or expired grant changes nothing
+        let c = grants[Int(g)].customer
+        let r = grants[Int(g)].currency
+        let remaining = grants[Int(g)].remaining
+        if grants[Int(g)].status == .active { currencies[Int(r)].available -= remaining }
         grants[Int(g)].status = .voided
         grants[Int(g)].remaining = .zero
-        customers[Int(c)].retire(g, grants: grants)
+        retire(g)
         // A spent grant has nothing left to remove: its status changes, no balance does.
-        if grant.remaining.isPositive {
-            write(.void, customer: c, currency: k, grant: grant.id, amount: -grant.remaining, source: message.id, timestamp: message.timestamp)
+        if remaining.isPositive {
+            write(.void, customer: c, currency: r, grant: grants[Int(g)].id, amount: -remaining, source: message.id, timestamp: message.timestamp)
         }
     }
 
@@ -362,30 +485,32 @@ public struct PartitionEngine: Sendable {
 
     private mutating func evaluateAlerts(message: Message) {
         for i in 0..<touchedCount {
-            let (c, k) = touched[i]
-            if customers[Int(c)].currencies[Int(k)].levels.isEmpty {
-                // Written only when it changes: a write checks both arrays for uniqueness.
-                if customers[Int(c)].currencies[Int(k)].exhausted, customers[Int(c)].currencies[Int(k)].available.isPositive {
-                    customers[Int(c)].currencies[Int(k)].exhausted = false
+            let (c, r) = touched[i]
+            if currencies[Int(r)].levels.isEmpty {
+                // Written only when it changes (a write checks the array for uniqueness).
+                if currencies[Int(r)].exhausted, currencies[Int(r)].available.isPositive {
+                    currencies[Int(r)].exhausted = false
                 }
                 continue
             }
-            var slot = customers[Int(c)].currencies[Int(k)]
-            let available = slot.available
-            if available.isPositive { slot.exhausted = false }
-            for i in slot.levels.indices {
-                if slot.armed[i], available <= slot.levels[i] {
-                    slot.armed[i] = false
+            // In place: a copy of the record shares its `armed` buffer, so flipping a level
+            // copied the buffer, and writing the copy back released the old record.
+            let ri = Int(r)
+            let available = currencies[ri].available
+            if available.isPositive, currencies[ri].exhausted { currencies[ri].exhausted = false }
+            for i in 0..<currencies[ri].levels.count {
+                let level = currencies[ri].levels[i]
+                if currencies[ri].armed[i], available <= level {
+                    currencies[ri].armed[i] = false
                     alerts.append(
                         Alert(
-                            kind: .balanceLow, customer: customers[Int(c)].id, currency: slot.currency,
-                            available: available, level: slot.levels[i], grant: nil, expired: nil, source: message.id,
+                            kind: .balanceLow, customer: customers[Int(c)].id, currency: currencies[ri].currency,
+                            available: available, level: level, grant: nil, expired: nil, source: message.id,
                             timestamp: message.timestamp, seq: lastSeq))
-                } else if !slot.armed[i], available > slot.levels[i] {
-                    slot.armed[i] = true
+                } else if !currencies[ri].armed[i], available > level {
+                    currencies[ri].armed[i] = true
                 }
             }
-            customers[Int(c)].currencies[Int(k)] = slot
         }
     }
 }
@@ -427,10 +552,12 @@ enum GrantStatus: UInt8, Sendable {
 
 /// One grant. The fields a draw reads come first (with copies of `effective_at` and of
 /// whether the grant is meter-scoped), so that a draw usually touches one cache line of it.
+/// It also carries its customer's list links (grant numbers, -1 for none).
 struct GrantRecord: Sendable {
     var remaining: Credits
     var customer: Int32
-    var currencySlot: Int32
+    /// The customer's currency record (an index into `PartitionEngine.currencies`).
+    var currency: Int32
     /// `terms.effectiveAt.nanos`.
     let effectiveNanos: Int64
     /// `terms.expiresAt?.nanos`, `Int64.max` without an expiry.
@@ -440,17 +567,21 @@ struct GrantRecord: Sendable {
     var status: GrantStatus
     /// `terms.meters != nil`.
     let scoped: Bool
+    /// The customer's grant applied before this one (the list of all its grants, newest first).
+    var previousOfCustomer: Int32 = -1
+    /// The next grant of the customer's pending list (in apply order).
+    var nextPending: Int32 = -1
     var id: String
     var contentHash: UInt64
     let terms: GrantTerms
 
     init(
-        id: String, customer: Int32, currencySlot: Int32, terms: GrantTerms, remaining: Credits, status: GrantStatus,
+        id: String, customer: Int32, currency: Int32, terms: GrantTerms, remaining: Credits, status: GrantStatus,
         contentHash: UInt64
     ) {
         self.remaining = remaining
         self.customer = customer
-        self.currencySlot = currencySlot
+        self.currency = currency
         self.effectiveNanos = terms.effectiveAt.nanos
         self.expiresAtNanos = terms.expiresAt?.nanos ?? Int64.max
         self.priority = terms.priority
@@ -471,26 +602,18 @@ struct GrantRecord: Sendable {
         guard let meter else { return false }
         return scope.contains(meter)
     }
-
-    /// SPEC §3.4: priority, then expires_at (none last), then effective_at, then apply order.
-    /// Reads the two records in place (copying a record retains its strings and arrays).
-    @inline(__always)
-    static func drawsBefore(_ all: [GrantRecord], _ ai: Int32, _ bi: Int32) -> Bool {
-        let a = Int(ai)
-        let b = Int(bi)
-        if all[a].priority != all[b].priority { return all[a].priority < all[b].priority }
-        if all[a].expiresAtNanos != all[b].expiresAtNanos { return all[a].expiresAtNanos < all[b].expiresAtNanos }
-        if all[a].effectiveNanos != all[b].effectiveNanos { return all[a].effectiveNanos < all[b].effectiveNanos }
-        return ai < bi
-    }
 }
 
+/// One currency of one customer. A customer's records form a chain through `next`, in the
+/// order the currencies appeared: a record's position in it is its slot number.
 struct CurrencyRecord: Sendable {
-    var currency: String
     var available: Credits = .zero
     var overage: Credits = .zero
+    var currency: String
     var levels: [Credits] = []
     var armed: [Bool] = []
+    /// The customer's next currency record, -1 for none.
+    var next: Int32 = -1
     var exhausted = false
 
     init(currency: String) { self.currency = currency }
@@ -502,59 +625,65 @@ struct CurrencyRecord: Sendable {
     }
 }
 
-/// One customer; the fields every message reads come first.
+/// One customer: 64 bytes, every field read by most messages. Its currencies, pending grants
+/// and all its grants hang off it as chains through the engine's arrays (numbers, -1 for
+/// none): customers have one or two currencies, and the grant chains are walked only when
+/// a grant is added, activated, expired or voided, and for snapshots and views.
 struct CustomerRecord: Sendable {
     var watermark: Int64 = Int64.min
     var nextExpiry: Int64 = Int64.max
     var nextActivation: Int64 = Int64.max
-    /// Grants neither expired nor voided, in draw order.
+    /// Its first currency record (`CurrencyRecord.next` chains the rest).
+    var firstCurrency: Int32 = -1
+    /// The grants neither expired nor voided, in draw order. An array (its own buffer), unlike
+    /// the other lists: usage walks it on every event, and a chain made each grant's load
+    /// wait for the one before (docs/benchmarks.md, "Flat customer state").
     var drawOrder: [Int32] = []
-    var currencies: [CurrencyRecord] = []
-    var pending: [Int32] = []
+    /// The first of its pending grants (`GrantRecord.nextPending`), in apply order.
+    var firstPending: Int32 = -1
+    /// Its newest grant (`GrantRecord.previousOfCustomer` chains back to the first).
+    var lastGrant: Int32 = -1
     var id: String
-    /// Every grant, in the order applied.
-    var grants: [Int32] = []
-
-    /// The live grants (those of `drawOrder`) in the order applied.
-    var live: [Int32] { drawOrder.sorted() }
 
     init(id: String) { self.id = id }
+}
 
-    mutating func add(_ g: Int32, grants all: [GrantRecord]) {
-        // Customers have a few grants: one allocation for the first four, not three.
-        if grants.isEmpty { grants.reserveCapacity(4) }
-        if drawOrder.isEmpty { drawOrder.reserveCapacity(4) }
-        grants.append(g)
-        var position = drawOrder.count
-        while position > 0, GrantRecord.drawsBefore(all, g, drawOrder[position - 1]) {
-            position -= 1
+extension PartitionEngine {
+    /// Customer `c`'s currency records in slot order.
+    func currencyRecords(of c: Int) -> [Int32] {
+        var list: [Int32] = []
+        var r = customers[c].firstCurrency
+        while r >= 0 {
+            list.append(r)
+            r = currencies[Int(r)].next
         }
-        if position == drawOrder.count { drawOrder.append(g) } else { drawOrder.insert(g, at: position) }
-        nextExpiry = min(nextExpiry, all[Int(g)].expiresAtNanos)
-        if all[Int(g)].status == .pending {
-            pending.append(g)
-            nextActivation = min(nextActivation, all[Int(g)].effectiveNanos)
-        }
+        return list
     }
 
-    /// Removes an expired or voided grant from the working sets.
-    mutating func retire(_ g: Int32, grants all: [GrantRecord]) {
-        // A grant is in each list at most once: `remove(at:)` shifts the tail in place, where
-        // `removeAll(where:)` went through the generic `replaceSubrange` (~250 instructions).
-        if let i = drawOrder.firstIndex(of: g) { drawOrder.remove(at: i) }
-        var expiry = Int64.max
-        for d in drawOrder { expiry = min(expiry, all[Int(d)].expiresAtNanos) }
-        nextExpiry = expiry
-        if let i = pending.firstIndex(of: g) {
-            pending.remove(at: i)
-            refreshNextActivation(grants: all)
+    /// Customer `c`'s grants in the order applied.
+    func grantNumbers(of c: Int) -> [Int32] {
+        var list: [Int32] = []
+        var g = customers[c].lastGrant
+        while g >= 0 {
+            list.append(g)
+            g = grants[Int(g)].previousOfCustomer
         }
+        list.reverse()
+        return list
     }
 
-    mutating func refreshNextActivation(grants all: [GrantRecord]) {
-        var activation = Int64.max
-        for p in pending { activation = min(activation, all[Int(p)].effectiveNanos) }
-        nextActivation = activation
+    /// Customer `c`'s grants neither expired nor voided, in draw order.
+    func drawOrder(of c: Int) -> [Int32] { customers[c].drawOrder }
+
+    /// Customer `c`'s pending grants, in the order applied.
+    func pendingGrants(of c: Int) -> [Int32] {
+        var list: [Int32] = []
+        var g = customers[c].firstPending
+        while g >= 0 {
+            list.append(g)
+            g = grants[Int(g)].nextPending
+        }
+        return list
     }
 }
 
@@ -627,17 +756,16 @@ extension PartitionEngine {
     /// The customer's balances, by currency in byte order; empty for an unknown customer.
     public func balances(customer: String) -> [CurrencyBalance] {
         guard let c = customerNumber(customer) else { return [] }
-        return customers[Int(c)].currencies
-            .map { CurrencyBalance(currency: $0.currency, available: $0.available, overage: $0.overage) }
+        return currencyRecords(of: Int(c))
+            .map { CurrencyBalance(currency: currencies[Int($0)].currency, available: currencies[Int($0)].available, overage: currencies[Int($0)].overage) }
             .sorted { Array($0.currency.utf8).lexicographicallyPrecedes(Array($1.currency.utf8)) }
     }
 
     /// The customer's overage total in one currency; zero for an unknown customer or
     /// currency. The same figure as `balances(customer:)` gives, without building the list.
     public func overage(customer: String, currency: String) -> Credits {
-        guard let c = customerNumber(customer) else { return .zero }
-        for slot in customers[Int(c)].currencies where slot.currency == currency { return slot.overage }
-        return .zero
+        guard let c = customerNumber(customer), let r = findCurrency(customer: c, currency: currency) else { return .zero }
+        return currencies[Int(r)].overage
     }
 
     /// Customer ids in the order they first appeared.

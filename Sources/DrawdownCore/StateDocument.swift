@@ -35,13 +35,14 @@ public enum StateDocument {
 extension PartitionEngine {
     /// `{"credits": {"available": "…", "overage": "…", "grants": {"g1": {"remaining": "…", "status": "…"}}}}`
     func appendCustomerJSON(_ index: Int, to out: inout [UInt8]) {
-        let customer = customers[index]
-        let order = customer.currencies.indices.sorted {
-            Array(customer.currencies[$0].currency.utf8).lexicographicallyPrecedes(Array(customer.currencies[$1].currency.utf8))
+        let records = currencyRecords(of: index)
+        let order = records.sorted {
+            Array(currencies[Int($0)].currency.utf8).lexicographicallyPrecedes(Array(currencies[Int($1)].currency.utf8))
         }
+        let all = grantNumbers(of: index)
         out.append(UInt8(ascii: "{"))
-        for (n, k) in order.enumerated() {
-            let slot = customer.currencies[k]
+        for (n, r) in order.enumerated() {
+            let slot = currencies[Int(r)]
             if n > 0 { out.append(UInt8(ascii: ",")) }
             JSONWriter.appendString(slot.currency, to: &out)
             out.append(contentsOf: #":{"available":"#.utf8)
@@ -49,7 +50,7 @@ extension PartitionEngine {
             out.append(contentsOf: #","overage":"#.utf8)
             JSONWriter.appendAmount(slot.overage, to: &out)
             out.append(contentsOf: #","grants":{"#.utf8)
-            let ids = customer.grants.filter { grants[Int($0)].currencySlot == Int32(k) }
+            let ids = all.filter { grants[Int($0)].currency == r }
                 .sorted { Array(grants[Int($0)].id.utf8).lexicographicallyPrecedes(Array(grants[Int($1)].id.utf8)) }
             for (m, g) in ids.enumerated() {
                 let grant = grants[Int(g)]
