@@ -649,42 +649,30 @@ struct CustomerRecord: Sendable {
 }
 
 extension PartitionEngine {
-    /// Customer `c`'s currency records in slot order.
-    func currencyRecords(of c: Int) -> [Int32] {
+    /// The numbers along a chain from `first`, `next` giving each one's successor (-1 ends it).
+    private func chain(from first: Int32, _ next: (Int32) -> Int32) -> [Int32] {
         var list: [Int32] = []
-        var r = customers[c].firstCurrency
-        while r >= 0 {
-            list.append(r)
-            r = currencies[Int(r)].next
+        var n = first
+        while n >= 0 {
+            list.append(n)
+            n = next(n)
         }
         return list
     }
 
+    /// Customer `c`'s currency records in slot order.
+    func currencyRecords(of c: Int) -> [Int32] { chain(from: customers[c].firstCurrency) { currencies[Int($0)].next } }
+
     /// Customer `c`'s grants in the order applied.
     func grantNumbers(of c: Int) -> [Int32] {
-        var list: [Int32] = []
-        var g = customers[c].lastGrant
-        while g >= 0 {
-            list.append(g)
-            g = grants[Int(g)].previousOfCustomer
-        }
-        list.reverse()
-        return list
+        chain(from: customers[c].lastGrant) { grants[Int($0)].previousOfCustomer }.reversed()
     }
 
     /// Customer `c`'s grants neither expired nor voided, in draw order.
     func drawOrder(of c: Int) -> [Int32] { customers[c].drawOrder }
 
     /// Customer `c`'s pending grants, in the order applied.
-    func pendingGrants(of c: Int) -> [Int32] {
-        var list: [Int32] = []
-        var g = customers[c].firstPending
-        while g >= 0 {
-            list.append(g)
-            g = grants[Int(g)].nextPending
-        }
-        return list
-    }
+    func pendingGrants(of c: Int) -> [Int32] { chain(from: customers[c].firstPending) { grants[Int($0)].nextPending } }
 }
 
 /// A binary min-heap of grant expiries ordered by (expires_at, apply order).
