@@ -110,7 +110,7 @@ func measure<State>(_ repeats: Int, _ prepare: () -> State, _ body: (inout State
 }
 
 let messages = !stages.isDisjoint(with: ["apply", "apply-copied", "apply-each"]) ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
-let lines = inputPath == nil ? spec.messages : input.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+let lines = inputPath == nil ? spec.messages : input.withUnsafeBufferPointer { EngineStages.newlineCount($0) }
 print("workload: \(lines) messages, \(inputPath ?? "\(spec.customers) customers"), \(input.count) bytes (\(input.count / max(1, lines)) bytes a line), \(messages.count) decode; median of \(repeats) runs, thread CPU time")
 
 let none = Figure(cpuNanos: 0, wallNanos: 0, result: 0)

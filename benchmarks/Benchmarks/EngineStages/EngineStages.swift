@@ -44,6 +44,16 @@ public enum EngineStages {
         return checksum
     }
 
+    /// The newline bytes of `input` (a workload file's line count). Here, outside any actor:
+    /// the same closure in the tool's top-level code is main-actor isolated, and Swift 6
+    /// checked that isolation on each of the file's 157M calls (a quarter of a `perf` profile
+    /// of the tool, before the clock started).
+    public static func newlineCount(_ input: UnsafeBufferPointer<UInt8>) -> Int {
+        var count = 0
+        for byte in input where byte == 0x0A { count += 1 }
+        return count
+    }
+
     /// Decodes every line. Returns how many decoded.
     public static func parse(_ input: UnsafeBufferPointer<UInt8>, decoder: inout MessageDecoder) -> Int {
         var decoded = 0
