@@ -271,9 +271,13 @@ public struct PartitionEngine: Sendable {
         customers[ci].lastGrant = g
         // Customers have a few grants: one allocation for the first four.
         if customers[ci].drawOrder.isEmpty { customers[ci].drawOrder.reserveCapacity(4) }
+        // The draw order is sorted, so "g draws before it" is false up to the place and true
+        // after it: a binary search (a customer sent grant after grant has dozens of them).
         var position = customers[ci].drawOrder.count
-        while position > 0, drawsBefore(g, customers[ci].drawOrder[position - 1]) {
-            position -= 1
+        var low = 0
+        while low < position {
+            let middle = (low + position) / 2
+            if drawsBefore(g, customers[ci].drawOrder[middle]) { position = middle } else { low = middle + 1 }
         }
         if position == customers[ci].drawOrder.count {
             customers[ci].drawOrder.append(g)
