@@ -30,7 +30,7 @@ extension PartitionEngine {
             guard let r = existing, grants[Int(g)].currency == r else {
                 return .failure(AdjustmentError("grant \"\(grantID)\" is not in currency \"\(currency)\""))
             }
-            guard !grants[Int(g)].isTerminal || amount.isZero else {
+            guard !grants[Int(g)].status.isTerminal || amount.isZero else {
                 return .failure(AdjustmentError("grant \"\(grantID)\" is expired or voided"))
             }
             guard !(grants[Int(g)].remaining + amount).isNegative else {

@@ -18,42 +18,38 @@ extension PartitionEngine {
     /// messages without decoder-computed key hashes are skipped.
     public mutating func warm(_ messages: ArraySlice<Message>) {
         var sink = warmSink
-        // Taken out of the engine, not copied: a copy would share the buffer.
-        var numbers: [Int32] = []
-        swap(&numbers, &warmNumbers)
-        numbers.removeAll(keepingCapacity: true)
         // Phase 1: where the customer and the dedupe lookups start.
         for i in messages.indices {
             guard let hashes = messages[i].keyHashes else { continue }
             sink &+= customerIndex.touch(hashes.customer) &+ dedupe.touch(hashes.fingerprint)
         }
-        // Phase 2: the customer records (index slots now cached). The candidate is not
-        // confirmed against the id: `apply` does that, and a wrong one only wastes a load.
-        for i in messages.indices {
-            guard let hashes = messages[i].keyHashes, let c = customerIndex.candidate(hashes.customer) else { continue }
-            numbers.append(c)
+        // The numbers the later phases read, on the stack: an array here cost a uniqueness
+        // check per append and a generic `removeAll` per group (~100 instructions a message).
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 3 * messages.count) { numbers in
+            // Phase 2: the customer records (index slots now cached). The candidate is not
+            // confirmed against the id: `apply` does that, and a wrong one only wastes a load.
+            var count = 0
+            for i in messages.indices {
+                guard let hashes = messages[i].keyHashes, let c = customerIndex.candidate(hashes.customer) else { continue }
+                numbers[count] = c
+                count += 1
+            }
+            // Phase 3: each customer's first currency record (its number is in the record, now
+            // cached) and the first grant it would draw from (read from its draw-order
+            // buffer); -1 for none, in pairs after the customers.
+            for n in 0..<count {
+                let record = Int(numbers[n])
+                numbers[count + 2 * n] = customers[record].firstCurrency
+                numbers[count + 2 * n + 1] = customers[record].drawOrder.first ?? -1
+            }
+            // Phase 4: those records and grants.
+            for n in 0..<count {
+                let r = numbers[count + 2 * n]
+                let g = numbers[count + 2 * n + 1]
+                if r >= 0 { sink &+= UInt64(truncatingIfNeeded: currencies[Int(r)].available.nanos) }
+                if g >= 0 { sink &+= UInt64(truncatingIfNeeded: grants[Int(g)].remaining.nanos) }
+            }
         }
-        // Phase 3: each customer's first currency record (its number is in the record, now
-        // cached) and the first grant it would draw from (read from its draw-order buffer);
-        // -1 for none, in pairs.
-        // By index: a `for c in numbers` iterator would hold the buffer, so the first append
-        // below would copy it.
-        let base = numbers.count
-        for i in 0..<base {
-            let record = Int(numbers[i])
-            numbers.append(customers[record].firstCurrency)
-            numbers.append(customers[record].drawOrder.first ?? -1)
-        }
-        // Phase 4: those records and grants.
-        var i = base
-        while i < numbers.count {
-            let r = numbers[i]
-            let g = numbers[i + 1]
-            if r >= 0 { sink &+= UInt64(truncatingIfNeeded: currencies[Int(r)].available.nanos) }
-            if g >= 0 { sink &+= UInt64(truncatingIfNeeded: grants[Int(g)].remaining.nanos) }
-            i += 2
-        }
-        warmNumbers = numbers
         warmSink = sink
     }
 

@@ -66,8 +66,7 @@ public struct PartitionEngine: Sendable {
     /// How many of `touched` the current message touched (the rest is stale, kept so that
     /// starting a message is one store instead of emptying the array).
     private var touchedCount = 0
-    /// `warm`'s scratch, and where its loads go (read by nothing).
-    var warmNumbers: [Int32] = []
+    /// Where `warm`'s loads go (read by nothing).
     var warmSink: UInt64 = 0
 
     public init(partition: Int32 = 0, config: EngineConfig = EngineConfig()) {
@@ -102,6 +101,9 @@ public struct PartitionEngine: Sendable {
         let t = message.timestamp.nanos
         let (customerKey, fingerprint) = message.key
         let existingCustomer = customerNumber(customerKey)
+        // A grant's id is hashed once, for the duplicate check and for indexing the new grant.
+        let grantIDHash: UInt64
+        if case .grant = message.body { grantIDHash = GrantKey.idHash(message.id) } else { grantIDHash = 0 }
 
         if let c = existingCustomer {
             let watermark = customers[Int(c)].watermark
@@ -116,7 +118,7 @@ public struct PartitionEngine: Sendable {
                 return remembered.contentHash == message.contentHash ? .duplicate : .conflict
             }
             // A grant id names its grant for good: a resend is a duplicate whatever its fields.
-            if case .grant = message.body, let g = grantNumber(customer: c, id: message.id) {
+            if case .grant = message.body, let g = grantNumber(customer: c, id: message.id, idHash: grantIDHash) {
                 duplicates += 1
                 return grants[Int(g)].contentHash == message.contentHash ? .duplicate : .conflict
             }
@@ -145,7 +147,7 @@ public struct PartitionEngine: Sendable {
         case .usage(let usage):
             applyUsage(usage, customer: c, message: message)
         case .grant(let terms):
-            applyGrant(terms, customer: c, message: message)
+            applyGrant(terms, customer: c, message: message, idHash: grantIDHash)
         case .void:
             applyVoid(voidTarget!, message: message)
         case .threshold(let threshold):
@@ -186,8 +188,9 @@ public struct PartitionEngine: Sendable {
 
     /// The number of a grant of customer `c`.
     @inline(__always)
-    func grantNumber(customer c: Int32, id: String) -> Int32? {
-        grantIndex.find(GrantKey.hash(customer: c, id: id)) { grants[Int($0)].customer == c && grants[Int($0)].id == id }
+    func grantNumber(customer c: Int32, id: String, idHash: UInt64? = nil) -> Int32? {
+        let hash = GrantKey.hash(customer: c, idHash: idHash ?? GrantKey.idHash(id))
+        return grantIndex.find(hash) { grants[Int($0)].customer == c && grants[Int($0)].id == id }
     }
 
     /// The record of `currency` in customer `c`'s chain, added at the end of the chain when
@@ -245,7 +248,10 @@ public struct PartitionEngine: Sendable {
                 seq: lastSeq, type: type, customer: customers[Int(c)].id,
                 currency: currencies[Int(r)].currency, grant: grant, amount: amount, source: source,
                 timestamp: timestamp, balance: currencies[Int(r)].available))
-        touch(c, r)
+        // Only a currency with threshold levels, or flagged exhausted, can change its alert
+        // state in `evaluateAlerts`. One flagged exhausted later in this message is not missed:
+        // the flag is set only when nothing is available, which `evaluateAlerts` leaves alone.
+        if !currencies[Int(r)].levels.isEmpty || currencies[Int(r)].exhausted { touch(c, r) }
         return lastSeq
     }
 
@@ -359,7 +365,7 @@ public struct PartitionEngine: Sendable {
         }
         while let top = expiryQueue.peek, top.expiresAt <= pw &- config.expiryGrace {
             expiryQueue.pop()
-            if !grants[Int(top.grant)].isTerminal, !expiring.contains(top.grant) { expiring.append(top.grant) }
+            if !grants[Int(top.grant)].status.isTerminal, !expiring.contains(top.grant) { expiring.append(top.grant) }
         }
         guard !expiring.isEmpty else { return }
         if expiring.count > 1 {
@@ -447,7 +453,7 @@ public struct PartitionEngine: Sendable {
         }
     }
 
-    private mutating func applyGrant(_ terms: GrantTerms, customer c: Int32, message: Message) {
+    private mutating func applyGrant(_ terms: GrantTerms, customer c: Int32, message: Message, idHash: UInt64) {
         let r = currencyRecord(customer: c, currency: terms.currency)
         let g = Int32(grants.count)
         let watermark = customers[Int(c)].watermark
@@ -456,7 +462,7 @@ public struct PartitionEngine: Sendable {
             GrantRecord(
                 id: message.id, customer: c, currency: r, terms: terms, remaining: terms.amount,
                 status: effective ? .active : .pending, contentHash: message.contentHash))
-        grantIndex.insert(GrantKey.hash(customer: c, id: message.id), g)
+        grantIndex.insert(GrantKey.hash(customer: c, idHash: idHash), g)
         if effective { currencies[Int(r)].available += terms.amount }
         link(g, customer: c)
         write(.grant, customer: c, currency: r, grant: message.id, amount: terms.amount, source: message.id, timestamp: message.timestamp)
@@ -471,7 +477,7 @@ public struct PartitionEngine: Sendable {
 
     private mutating func applyVoid(_ g: Int32, message: Message) {
         // Fields, not a copy of the record (its id, terms strings and meters would be retained).
-        guard !grants[Int(g)].isTerminal else { return }  // voiding a voided or expired grant changes nothing
+        guard !grants[Int(g)].status.isTerminal else { return }  // voiding a voided or expired grant changes nothing
         let c = grants[Int(g)].customer
         let r = grants[Int(g)].currency
         let remaining = grants[Int(g)].remaining
@@ -545,13 +551,24 @@ struct CustomerKey: Hashable, Sendable {
 
 /// How grants are indexed: by customer number and id.
 enum GrantKey {
-    static func hash(customer: Int32, id: String) -> UInt64 {
-        StableHash.combine(StableHash.hash(id, seed: 0x6772_616e_7473), UInt64(UInt32(bitPattern: customer)))
+    static func hash(customer: Int32, id: String) -> UInt64 { hash(customer: customer, idHash: idHash(id)) }
+
+    /// The part of the hash that depends on the id alone (a grant's is computed once per message).
+    @inline(__always)
+    static func idHash(_ id: String) -> UInt64 { StableHash.hash(id, seed: 0x6772_616e_7473) }
+
+    @inline(__always)
+    static func hash(customer: Int32, idHash: UInt64) -> UInt64 {
+        StableHash.combine(idHash, UInt64(UInt32(bitPattern: customer)))
     }
 }
 
 enum GrantStatus: UInt8, Sendable {
     case pending, active, expired, voided
+
+    /// Expired or voided. Asked of `grants[g].status`, not of the record: a computed property
+    /// of the record made the optimizer copy it whole (retaining its strings) to read it.
+    var isTerminal: Bool { self == .expired || self == .voided }
 }
 
 /// One grant. The fields a draw reads come first (with copies of `effective_at` and of
@@ -598,7 +615,7 @@ struct GrantRecord: Sendable {
 
     var effectiveAt: EventTime { terms.effectiveAt }
     var expiresAt: EventTime? { terms.expiresAt }
-    var isTerminal: Bool { status == .expired || status == .voided }
+    var isTerminal: Bool { status.isTerminal }
 
     @inline(__always)
     func pays(for meter: String?) -> Bool {
