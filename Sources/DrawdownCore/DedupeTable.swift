@@ -112,22 +112,46 @@ public struct DedupeTable: Sendable {
 
     /// Drops stale keys; doubles the table if it is still more than half full.
     mutating func makeRoom(isStale: (Int, Int64) -> Bool) {
+        // One pass decides every key, clearing the stale ones in place (this storage is
+        // dropped below): the rebuild then asks `isStale` nothing again, which for an old key
+        // reads its customer's record, a cache miss per key on a large partition.
         var live = 0
-        forEach { _, customer, remembered in
-            if !isStale(customer, remembered.timestamp) { live += 1 }
+        let (base, mask) = (self.base, self.mask)
+        words.withUnsafeMutableBufferPointer { words in
+            for slot in 0...mask {
+                let o = base &+ slot &* DedupeTable.wordsPerSlot
+                let second = words[o + 1]
+                guard second >> 32 != 0 else { continue }
+                if isStale(Int(second >> 32) - 1, Int64(bitPattern: words[o + 2])) {
+                    words[o + 1] = 0
+                } else {
+                    live += 1
+                }
+            }
         }
         let newCapacity = live * 1024 > capacity * DedupeTable.growAbovePer1024 ? capacity * 2 : capacity
         let old = self
         self = DedupeTable(capacity: newCapacity)
-        old.forEach { key, customer, remembered in
-            guard !isStale(customer, remembered.timestamp) else { return }
-            let (o, _) = find(key)
-            words[o] = key.low
-            words[o + 1] = DedupeTable.tag(key) | UInt64(UInt32(customer + 1)) << 32
-            words[o + 2] = UInt64(bitPattern: remembered.timestamp)
-            words[o + 3] = remembered.contentHash
-            count += 1
+        // The live keys in the old slot order, as before: the same table, slot for slot. The
+        // keys are distinct, so each goes to the first empty slot of its probe sequence.
+        let (newBase, newMask) = (self.base, self.mask)
+        old.words.withUnsafeBufferPointer { oldWords in
+            words.withUnsafeMutableBufferPointer { words in
+                for slot in 0...mask {
+                    let from = base &+ slot &* DedupeTable.wordsPerSlot
+                    let second = oldWords[from + 1]
+                    guard second >> 32 != 0 else { continue }
+                    var to = Int(truncatingIfNeeded: oldWords[from]) & newMask
+                    while words[newBase &+ to &* DedupeTable.wordsPerSlot + 1] >> 32 != 0 { to = (to + 1) & newMask }
+                    let o = newBase &+ to &* DedupeTable.wordsPerSlot
+                    words[o] = oldWords[from]
+                    words[o + 1] = second
+                    words[o + 2] = oldWords[from + 2]
+                    words[o + 3] = oldWords[from + 3]
+                }
+            }
         }
+        count = live
     }
 
     /// Puts back a key read from a snapshot (no sweep: the table is sized for it).

@@ -54,6 +54,47 @@ import Testing
         #expect(table.count == reference.count)
     }
 
+    /// `makeRoom` asks about each key once and moves the live ones itself. Snapshots store the
+    /// table slot by slot, so what it leaves must be, slot for slot, the table that putting
+    /// the live keys back in slot order into a fresh one of the capacity chosen gives.
+    @Test func dedupeSweepAsksOnceAndKeepsTheLayoutOfReinsertion() {
+        var generator = Generator(state: 99)
+        func slots(_ table: DedupeTable) -> [UInt64] {
+            var words: [UInt64] = []
+            table.forEach { key, customer, remembered in
+                words += [key.low, key.high, UInt64(customer), UInt64(remembered.timestamp), remembered.contentHash]
+            }
+            return words
+        }
+        // Nothing stale (the table doubles), a third, two thirds, everything (it keeps its size).
+        for staleBelow: Int64 in [0, 270, 540, 800] {
+            var table = DedupeTable()
+            for n in 0..<800 {
+                let key = KeyFingerprint(low: generator.next(), high: generator.next() & 0xFFFF_FFFF)
+                table.insert(key, customer: n % 13, timestamp: Int64(n), contentHash: generator.next())
+            }
+            var live: [(KeyFingerprint, Int, DedupeTable.Remembered)] = []
+            table.forEach { key, customer, remembered in
+                if remembered.timestamp >= staleBelow { live.append((key, customer, remembered)) }
+            }
+            let capacity = live.count * 1024 > table.capacity * 512 ? table.capacity * 2 : table.capacity
+            var expected = DedupeTable(capacity: capacity)
+            for (key, customer, remembered) in live { expected.restore(key, customer: customer, remembered: remembered) }
+
+            var asked = 0
+            table.makeRoom { _, timestamp in
+                asked += 1
+                return timestamp < staleBelow
+            }
+            #expect(asked == 800, "stale below \(staleBelow)")
+            #expect(table.capacity == expected.capacity, "stale below \(staleBelow)")
+            #expect(table.count == live.count, "stale below \(staleBelow)")
+            let sameSlots = slots(table) == slots(expected)  // not in the expectation: it would print both tables
+            #expect(sameSlots, "stale below \(staleBelow): the slots differ from reinsertion's")
+            for (key, _, remembered) in live { #expect(table.lookup(key) == remembered) }
+        }
+    }
+
     /// The expiry heap against a sorted reference, and its array against the swap-based sift it
     /// replaced: snapshots store the array as it is, so its arrangement must not change either.
     @Test func expiryHeapPopsInOrderAndKeepsTheArrangementOfTheSwappingSift() {
