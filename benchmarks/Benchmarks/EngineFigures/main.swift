@@ -19,7 +19,7 @@ var writeDirectory: String?
 var repeats = 5
 var dedupeKeys = 10_000_000
 var inputPath: String?
-var stages: Set<String> = ["split", "parse", "apply", "apply-copied", "apply-each", "both"]
+var stages: Set<String> = ["split", "parse", "apply", "apply-copied", "apply-each", "both", "floor"]
 while let argument = arguments.popFirst() {
     switch argument {
     case "--write": writeDirectory = arguments.popFirst()
@@ -28,7 +28,7 @@ while let argument = arguments.popFirst() {
     case "--input": inputPath = arguments.popFirst()
     case "--only": stages = Set((arguments.popFirst() ?? "").split(separator: ",").map(String.init))
     default:
-        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N] [--input FILE] [--only split,parse,apply,apply-copied,apply-each,both]")
+        print("usage: EngineFigures [--write DIR] [--repeats N] [--dedupe-keys N] [--input FILE] [--only split,parse,apply,apply-copied,apply-each,both,floor]")
         exit(2)
     }
 }
@@ -109,7 +109,7 @@ func measure<State>(_ repeats: Int, _ prepare: () -> State, _ body: (inout State
     return Figure(cpuNanos: cpu[cpu.count / 2], wallNanos: wall[wall.count / 2], result: result)
 }
 
-let messages = !stages.isDisjoint(with: ["apply", "apply-copied", "apply-each"]) ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
+let messages = !stages.isDisjoint(with: ["apply", "apply-copied", "apply-each", "floor"]) ? EngineStages.decodeAll(input.withUnsafeBufferPointer { $0 }) : []
 let lines = inputPath == nil ? spec.messages : input.withUnsafeBufferPointer { EngineStages.newlineCount($0) }
 print("workload: \(lines) messages, \(inputPath ?? "\(spec.customers) customers"), \(input.count) bytes (\(input.count / max(1, lines)) bytes a line), \(messages.count) decode; median of \(repeats) runs, thread CPU time")
 
@@ -129,6 +129,11 @@ let both = !stages.contains("both") ? none : input.withUnsafeBufferPointer { buf
     }
 }
 
+let floorEvents = stages.contains("floor") ? ApplyFloor.events(messages) : []
+let floor = !stages.contains("floor") ? none : measure(repeats, { ApplyFloor.State() }) {
+    ApplyFloor.run(floorEvents, group: EngineStages.warmGroup, state: &$0)
+}
+
 func row(_ name: String, _ figure: Figure, lines: Int, baseline: Figure) {
     func fixed(_ value: Double, _ digits: Double = 10) -> String { "\((value * digits).rounded() / digits)" }
     let perEvent = figure.cpuNanos / Double(lines)
@@ -144,6 +149,7 @@ if stages.contains("apply") { row("apply", apply, lines: lines, baseline: split)
 if stages.contains("apply-copied") { row("apply, copied", applyCopied, lines: lines, baseline: split) }
 if stages.contains("apply-each") { row("apply, no warm", applyEach, lines: lines, baseline: split) }
 if stages.contains("both") { row("parse+apply", both, lines: lines, baseline: split) }
+if stages.contains("floor") { row("apply floor", floor, lines: lines, baseline: split) }
 
 if dedupeKeys > 0 {
     let clock = ContinuousClock()
