@@ -4,7 +4,8 @@ import EngineStages
 
 // The engine's stages on the generated 1,000,000-message workload (EngineStages), each
 // iteration over the whole file: a loop that only splits lines (the baseline), parse-only,
-// apply-only (pre-decoded messages) and parse+apply. `ns/event` and `kevents/s` are
+// apply-only (pre-decoded messages), parse+apply, and the floor of apply (the memory an
+// apply touches, no rule: `ApplyFloor`). `ns/event` and `kevents/s` are
 // recorded per iteration; compare each to `split lines` of the same run.
 // `EngineFigures` prints the same figures (plus the dedupe memory) without this harness.
 
@@ -13,6 +14,7 @@ enum Fixture {
     static let input: [UInt8] = EngineStages.workload()
     static let events = EngineStages.spec().messages
     static let messages: [Message] = input.withUnsafeBufferPointer { EngineStages.decodeAll($0) }
+    static let floorEvents: [ApplyFloor.Event] = ApplyFloor.events(messages)
 }
 
 let nsPerEvent = BenchmarkMetric.custom("ns/event", polarity: .prefersSmaller, useScalingFactor: false)
@@ -52,6 +54,12 @@ let benchmarks: @Sendable () -> Void = {
         let messages = Fixture.messages
         var engine = PartitionEngine()
         timed(benchmark) { EngineStages.apply(messages, engine: &engine) }
+    }
+
+    Benchmark("apply floor (no rules)") { benchmark in
+        let events = Fixture.floorEvents
+        var state = ApplyFloor.State()
+        timed(benchmark) { ApplyFloor.run(events, group: EngineStages.warmGroup, state: &state) }
     }
 
     Benchmark("parse+apply") { benchmark in
