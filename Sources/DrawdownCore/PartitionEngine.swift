@@ -577,8 +577,8 @@ enum GrantKey {
 enum GrantStatus: UInt8, Sendable {
     case pending, active, expired, voided
 
-    /// Expired or voided. Asked of `grants[g].status`, not of the record: a computed property
-    /// of the record made the optimizer copy it whole (retaining its strings) to read it.
+    /// Expired or voided. Asked of `grants[g].status`: the record has no such property, as one
+    /// made the optimizer copy the whole record (retaining its strings) to read it.
     var isTerminal: Bool { self == .expired || self == .voided }
 }
 
@@ -626,7 +626,6 @@ struct GrantRecord: Sendable {
 
     var effectiveAt: EventTime { terms.effectiveAt }
     var expiresAt: EventTime? { terms.expiresAt }
-    var isTerminal: Bool { status.isTerminal }
 
     @inline(__always)
     func pays(for meter: String?) -> Bool {

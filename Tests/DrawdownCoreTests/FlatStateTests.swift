@@ -26,7 +26,7 @@ import Testing
             #expect(records.map { engine.currencies[Int($0)].currency } == reference.currencies, "currencies of \(id), step \(step)")
             #expect(engine.grantNumbers(of: c) == reference.grants, "grants of \(id), step \(step)")
             let grants = reference.grants.map { (number: $0, record: engine.grants[Int($0)]) }
-            let live = grants.filter { !$0.record.isTerminal }.sorted {
+            let live = grants.filter { !$0.record.status.isTerminal }.sorted {
                 ($0.record.priority, $0.record.expiresAtNanos, $0.record.effectiveNanos, $0.number)
                     < ($1.record.priority, $1.record.expiresAtNanos, $1.record.effectiveNanos, $1.number)
             }
