@@ -3,25 +3,26 @@
 /// an empty slot). It keeps no keys: the caller confirms a candidate against its own
 /// record, so a lookup costs one hash, usually one cache line of this table and the record
 /// the caller reads anyway — against `Dictionary`'s per-process SipHash and its separate
-/// key, value and metadata arrays.
-struct HashIndex: Sendable {
-    private var slots: [UInt64]
-    private var mask: Int
-    private(set) var count = 0
+/// key, value and metadata arrays. Public (lookups inlinable) for the benchmarks' floor of
+/// apply, which indexes its customers and grants with it as the engine does.
+public struct HashIndex: Sendable {
+    @usableFromInline var slots: [UInt64]
+    @usableFromInline var mask: Int
+    public private(set) var count = 0
 
-    init(capacity: Int = 1 << 10) {
+    public init(capacity: Int = 1 << 10) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         slots = Array(repeating: 0, count: size)
         mask = size - 1
     }
 
-    @inline(__always)
-    private static func fold(_ hash: UInt64) -> UInt64 { (hash ^ hash >> 32) & 0xFFFF_FFFF }
+    @inlinable @inline(__always)
+    static func fold(_ hash: UInt64) -> UInt64 { (hash ^ hash >> 32) & 0xFFFF_FFFF }
 
     /// The number whose record `matches` confirms, among those stored under `hash`.
-    @inline(__always)
-    func find(_ hash: UInt64, _ matches: (Int32) -> Bool) -> Int32? {
+    @inlinable @inline(__always)
+    public func find(_ hash: UInt64, _ matches: (Int32) -> Bool) -> Int32? {
         let tag = HashIndex.fold(hash)
         var slot = Int(truncatingIfNeeded: tag) & mask
         while true {
@@ -51,13 +52,13 @@ struct HashIndex: Sendable {
 
     /// Reads the slot a lookup of `hash` starts at and returns it (for `PartitionEngine.warm`:
     /// loading it early makes the later `find` hit the cache).
-    @inline(__always)
-    func touch(_ hash: UInt64) -> UInt64 {
+    @inlinable @inline(__always)
+    public func touch(_ hash: UInt64) -> UInt64 {
         slots[Int(truncatingIfNeeded: HashIndex.fold(hash)) & mask]
     }
 
     /// Adds a number the index does not hold yet.
-    mutating func insert(_ hash: UInt64, _ number: Int32) {
+    public mutating func insert(_ hash: UInt64, _ number: Int32) {
         if (count + 1) * 2 > slots.count { grow() }
         place(HashIndex.fold(hash) << 32 | UInt64(UInt32(number) + 1))
         count += 1

@@ -3,10 +3,10 @@ import DrawdownCore
 /// What applying a workload costs at the least with the engine's data sizes: the memory an
 /// apply must touch, and almost nothing else. It is not an engine and checks no rule of
 /// SPEC §3; it is the floor that the apply stage is measured against (docs/benchmarks.md,
-/// "The floor of apply").
+/// "Apply against its floor").
 ///
-/// Per event, as the engine does it: the customer found through a hash index of 64-bit
-/// slots and confirmed against its 64-byte record; the idempotency key looked up and then
+/// Per event, as the engine does it: the customer found through the engine's `HashIndex` and
+/// confirmed against its 64-byte record; the idempotency key looked up and then
 /// remembered in the engine's own `DedupeTable` (32-byte slots, grown and swept the same
 /// way); for usage, a walk of the customer's grants drawing the cost down, one 64-byte
 /// entry written per draw or overage; for a grant, a 64-byte record appended, indexed by its
@@ -82,55 +82,11 @@ public enum ApplyFloor {
         }
     }
 
-    /// An open-addressing index from a hash to a number, as `HashIndex`: 32 bits of hash and
-    /// the number + 1 in one word.
-    struct Index {
-        var slots = [UInt64](repeating: 0, count: 2048)
-        var count = 0
-
-        @inline(__always) static func fold(_ hash: UInt64) -> UInt64 { (hash ^ hash >> 32) & 0xFFFF_FFFF }
-
-        @inline(__always)
-        func find(_ hash: UInt64, _ matches: (Int32) -> Bool) -> Int32? {
-            let tag = Index.fold(hash)
-            let mask = slots.count - 1
-            var slot = Int(truncatingIfNeeded: tag) & mask
-            while true {
-                let word = slots[slot]
-                if word == 0 { return nil }
-                if word >> 32 == tag, matches(Int32(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1) {
-                    return Int32(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1
-                }
-                slot = (slot + 1) & mask
-            }
-        }
-
-        @inline(__always)
-        func touch(_ hash: UInt64) -> UInt64 { slots[Int(truncatingIfNeeded: Index.fold(hash)) & (slots.count - 1)] }
-
-        mutating func insert(_ hash: UInt64, _ number: Int32) {
-            if (count + 1) * 2 > slots.count {
-                let old = slots
-                slots = [UInt64](repeating: 0, count: old.count * 2)
-                for word in old where word != 0 { place(word) }
-            }
-            place(Index.fold(hash) << 32 | UInt64(UInt32(number) + 1))
-            count += 1
-        }
-
-        private mutating func place(_ word: UInt64) {
-            let mask = slots.count - 1
-            var slot = Int(truncatingIfNeeded: word >> 32) & mask
-            while slots[slot] != 0 { slot = (slot + 1) & mask }
-            slots[slot] = word
-        }
-    }
-
     /// The floor's state; `run` applies events to it.
     public struct State {
-        var customerIndex = Index()
+        var customerIndex = HashIndex()
         var customers: [Customer] = []
-        var grantIndex = Index()
+        var grantIndex = HashIndex()
         var grants: [Grant] = []
         var dedupe = DedupeTable()
         var entries: [Entry] = []
